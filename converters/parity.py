@@ -1,0 +1,80 @@
+"""Check a converted graph against the PyTorch model on real frames.
+
+Both run the same frames in lockstep, each carrying its own state, exactly as
+a camera would; the conversion is refused when they disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from edge_vad.scoring.streaming import Calibration, StreamingScorer
+
+
+@dataclass
+class ParityReport:
+    frames: int
+    max_rel_error: float  # on the paper's error e(t)
+    max_abs_map: float  # on the error map, relative to its largest value
+    max_score_diff: float  # on the streaming score, in σ
+    score_correlation: float
+    passed: bool
+    tolerance: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"parity {verdict} on {self.frames} frames: error rel {self.max_rel_error:.2e}, "
+            f"error map {self.max_abs_map:.2e}, score Δ {self.max_score_diff:.3f} σ, "
+            f"score corr {self.score_correlation:.5f}"
+        )
+
+
+FP32_TOLERANCE = {"rel_error": 1e-3, "map": 1e-3, "score": 0.05}
+
+
+@torch.no_grad()
+def check_parity(model, backend, graph_io: dict, state_names: list[tuple[str, str]], frames: np.ndarray,
+                 calibration: dict, tolerance: dict | None = None) -> ParityReport:
+    tol = tolerance or FP32_TOLERANCE
+    step = model.step_module().eval()
+    torch_state = [torch.zeros(1, *s.shape) for s in model.state_specs()]
+    ort_state = {inp: np.zeros((1, *s.shape), np.float32) for (inp, _), s in zip(state_names, model.state_specs())}
+    calib = Calibration.from_dict(calibration)
+    s_torch, s_conv = StreamingScorer(calib), StreamingScorer(calib)
+    rel, mapd, a, b = [], [], [], []
+    for i, f in enumerate(frames):
+        x = f[None].astype(np.float32)
+        e_t, m_t, *torch_state = step(torch.from_numpy(x), *torch_state)
+        out = backend.run({graph_io["frame"]: x, **ort_state})
+        for inp, outname in state_names:
+            ort_state[inp] = out[outname]
+        if i < model.warmup_frames:
+            continue
+        e_t, m_t = float(e_t[0]), m_t[0, 0].numpy()
+        e_c, m_c = float(out[graph_io["error"]][0]), out[graph_io["error_map"]][0, 0]
+        rel.append(abs(e_c - e_t) / max(abs(e_t), 1e-12))
+        mapd.append(float(np.abs(m_c - m_t).max() / max(float(np.abs(m_t).max()), 1e-12)))
+        a.append(s_torch(m_t))
+        b.append(s_conv(m_c))
+    a, b = np.array(a), np.array(b)
+    corr = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else 1.0
+    report = ParityReport(
+        frames=len(a),
+        max_rel_error=float(max(rel)),
+        max_abs_map=float(max(mapd)),
+        max_score_diff=float(np.abs(a - b).max()),
+        score_correlation=corr,
+        passed=False,
+        tolerance=tol,
+    )
+    report.passed = (
+        report.max_rel_error <= tol["rel_error"] and report.max_abs_map <= tol["map"] and report.max_score_diff <= tol["score"]
+    )
+    return report

@@ -1,0 +1,1 @@
+"""Frame-level evaluation of any scorer (checkpoint, bundle, framediff) under both protocols."""

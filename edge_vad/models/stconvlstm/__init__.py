@@ -1,0 +1,1 @@
+"""Tran & Hogg: ConvLSTM encoder–forecaster for frame-sequence prediction."""

@@ -1,0 +1,49 @@
+"""Presets of the ConvLSTM encoder–forecaster (Tran & Hogg, 2019).
+
+``paper`` is the published network: 227×227 gray, conv k11/s4 → k3/s2 → k3/s2
+with peephole ConvLSTMs of 16/32/64 channels, τ = 5 observed → 5 predicted,
+Adam 1e-4, weight decay 5e-4, batch 4, stride augmentation 1/2/3.
+
+``edge`` keeps the topology and channels and only shrinks the input to 115×115,
+the next size that the strided chain inverts exactly (115 → 27 → 13 → 6 and back).
+That cuts compute about 4× so one camera runs in real time on two CPU cores.
+"""
+
+from __future__ import annotations
+
+from edge_vad.models.registry import ModelEntry, register_model
+
+_COMMON = {
+    "color": "gray",
+    "hidden": [16, 32, 64],
+    "tau": 5,
+    "mode": "prediction",
+    "strides": [1, 2, 3],
+    "lr": 1e-4,
+    "weight_decay": 5e-4,
+    "batch_size": 4,
+    "leaky_slope": 0.2,
+    # Streaming score: error pooled on a grid of cells, each cell z-scored
+    # against held-out normal footage, so a small object in an unusual place
+    # stands out even while the crowd elsewhere changes.
+    "score_grid": 12,
+    "score_topk": 2,
+    "score_ema": 0.5,
+}
+
+PRESETS = {
+    "paper": {**_COMMON, "size": 227, "epochs": 80},
+    "edge": {**_COMMON, "size": 115, "epochs": 80},
+}
+
+ENTRY = register_model(
+    ModelEntry(
+        name="stconvlstm",
+        summary="ConvLSTM encoder–forecaster predicting τ future frames (Tran & Hogg 2019)",
+        paper="papers/stconvlstm_prediction.txt",
+        presets=PRESETS,
+        torch_module="edge_vad.models.stconvlstm.model",
+        tags=("recurrent", "prediction"),
+        test_overrides={"hidden": [4, 8, 8], "size": 67, "strides": [1, 2]},
+    )
+)

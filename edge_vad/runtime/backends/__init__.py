@@ -1,0 +1,36 @@
+"""Inference backends, chosen by name from a bundle's target or a device profile.
+
+Each backend lives in its own module and is imported only when chosen, so a
+device needs only the engine it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+import numpy as np
+
+from edge_vad.errors import EdgeVadError
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+_BACKENDS = {
+    "onnxruntime": "edge_vad.runtime.backends.onnxruntime:OnnxRuntimeBackend",
+}
+
+
+def list_backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def create_backend(kind: str, model_path, **options) -> Backend:
+    if kind not in _BACKENDS:
+        raise EdgeVadError(f"unknown backend '{kind}'; available: {', '.join(list_backends())}")
+    module, cls = _BACKENDS[kind].split(":")
+    return getattr(importlib.import_module(module), cls)(model_path, **options)

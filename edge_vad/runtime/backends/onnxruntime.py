@@ -1,0 +1,37 @@
+"""ONNX Runtime backend (CPU everywhere; CUDA/TensorRT providers on NVIDIA boxes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import onnxruntime as ort
+
+from edge_vad.errors import EdgeVadError
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, providers: list[str] | None = None, threads: int | None = None):
+        available = ort.get_available_providers()
+        providers = providers or ["CPUExecutionProvider"]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise EdgeVadError(
+                f"ONNX Runtime here has no {', '.join(missing)} (available: {', '.join(available)}); "
+                "install onnxruntime-gpu for CUDA/TensorRT providers"
+            )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            raise EdgeVadError(f"{model_path}: ONNX Runtime cannot load this model ({exc})") from exc
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, inputs)))

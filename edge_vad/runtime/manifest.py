@@ -1,0 +1,92 @@
+"""The bundle manifest: everything the runtime knows about a converted model.
+
+The runtime reads nothing but this file and the files it lists (with their
+sha256), so a bundle copied to a device describes itself completely.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TensorSpec(_Strict):
+    name: str
+    shape: list[int | str]
+    dtype: Literal["float32", "float16", "int64", "uint8"] = "float32"
+
+
+class StateTensor(_Strict):
+    """A recurrent/memory tensor carried by the runtime from one step to the next."""
+
+    input: str
+    output: str
+    shape: list[int]  # per camera, without the batch axis
+    dtype: Literal["float32", "float16"] = "float32"
+    init: Literal["zeros"] = "zeros"
+
+
+class InputInfo(_Strict):
+    color: Literal["gray", "rgb"]
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    low: float = 0.0
+    high: float = 1.0
+    fps: float | None = None
+
+
+class GraphInfo(_Strict):
+    file: str
+    format: Literal["onnx"] = "onnx"
+    opset: int
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    frame_input: str = "frame"
+    error_output: str = "error"
+    error_map_output: str = "error_map"
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+class ModelInfo(_Strict):
+    name: str
+    preset: str
+    config: dict
+
+
+class ScoreInfo(_Strict):
+    """How raw model errors become the streaming score (see edge_vad.scoring.streaming)."""
+
+    kind: Literal["grid-z"] = "grid-z"
+    calibration: dict
+    paper_score: str
+
+
+class TargetInfo(_Strict):
+    name: str
+    backend: Literal["onnxruntime", "openvino", "tensorrt"]
+    precision: Literal["fp32", "fp16", "int8"]
+    providers: list[str] = []
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    bundle_id: str
+    created: str
+    model: ModelInfo
+    input: InputInfo
+    graph: GraphInfo
+    state: list[StateTensor]
+    warmup_frames: int = Field(ge=0)
+    score: ScoreInfo
+    target: TargetInfo
+    files: dict[str, str]  # relative path -> sha256
+    producer: dict[str, str]
+    verify: dict = {}

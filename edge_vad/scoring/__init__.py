@@ -1,0 +1,1 @@
+"""Scores from model errors (numpy only: shared by evaluation and the runtime)."""

@@ -1,0 +1,115 @@
+"""The streaming score: what a live camera can compute, frame by frame.
+
+Causal (no future frames) and free of per-video min–max. The per-pixel error
+map is pooled on a grid of cells; each cell is centred on its mean error over
+held-out *normal* footage, because normal error is far from uniform (walkers
+make error where they walk, the sky makes none), and scaled by its spread. The mean of the top-k cell
+z-scores is smoothed by a causal EMA and z-scored once more, so the threshold
+reads in standard deviations of normal behaviour and is set for a target
+false-alarm rate on the held-out frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Calibration:
+    grid: int
+    topk: int
+    ema: float
+    cell_mean: list[float]
+    cell_std: list[float]
+    score_mean: float
+    score_std: float
+    threshold: float
+    target_far: float
+    frames: int
+    source: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(**d)
+
+
+def cell_errors(error_map: np.ndarray, grid: int) -> np.ndarray:
+    """Mean error in each of grid×grid cells (area interpolation averages exactly)."""
+    m = np.asarray(error_map, dtype=np.float32).reshape(error_map.shape[-2:])
+    return cv2.resize(m, (grid, grid), interpolation=cv2.INTER_AREA).reshape(-1)
+
+
+def _topk_mean(z: np.ndarray, k: int) -> float:
+    return float(np.partition(z, -k)[-k:].mean()) if k < z.size else float(z.mean())
+
+
+class StreamingScorer:
+    """Per-camera scorer; ``reset()`` after a gap in the stream."""
+
+    def __init__(self, calib: Calibration):
+        self.calib = calib
+        self._mean = np.asarray(calib.cell_mean, np.float32)
+        self._inv_std = 1.0 / np.asarray(calib.cell_std, np.float32)
+        self._ema: float | None = None
+
+    def reset(self) -> None:
+        self._ema = None
+
+    def raw(self, error_map: np.ndarray) -> float:
+        """Smoothed top-k cell z-score, before the final normalisation."""
+        z = (cell_errors(error_map, self.calib.grid) - self._mean) * self._inv_std
+        s = _topk_mean(z, self.calib.topk)
+        a = self.calib.ema
+        self._ema = s if self._ema is None else a * self._ema + (1.0 - a) * s
+        return self._ema
+
+    def __call__(self, error_map: np.ndarray) -> float:
+        return (self.raw(error_map) - self.calib.score_mean) / self.calib.score_std
+
+
+def fit_calibration(
+    error_maps: list[np.ndarray] | np.ndarray,
+    grid: int,
+    topk: int,
+    ema: float,
+    target_far: float = 0.01,
+    source: dict | None = None,
+) -> Calibration:
+    """Fit the streaming score on error maps of held-out normal frames.
+
+    ``error_maps`` is one sequence of consecutive frames (N×H×W) or a list of
+    such sequences; the causal smoother restarts at each.
+    """
+    runs = [np.asarray(error_maps, np.float32)] if isinstance(error_maps, np.ndarray) else [np.asarray(m, np.float32) for m in error_maps]
+    maps = np.concatenate(runs)
+    if maps.shape[0] < 10:
+        raise ValueError(f"calibration needs at least 10 held-out frames, got {maps.shape[0]}")
+    cells = np.stack([cell_errors(m, grid) for m in maps])
+    mean = cells.mean(0)
+    std = cells.std(0)
+    # Floor each cell's spread at the spread of the busiest cells. Most of a
+    # scene is static, so most cells show almost no error variance in a short
+    # held-out clip; dividing by that would turn the first walker to cross such
+    # a cell into a huge z-score. With the floor, an ordinary walker anywhere
+    # scores like an ordinary walker, while cells that are noisy all the time
+    # (foliage, water) are still damped by their own larger spread.
+    floor = float(np.quantile(std, 0.9))
+    std = np.sqrt(std**2 + floor**2) + 1e-6
+    calib = Calibration(grid, topk, ema, mean.tolist(), std.tolist(), 0.0, 1.0, 0.0, target_far, int(maps.shape[0]), source or {})
+    scorer = StreamingScorer(calib)
+    raw = []
+    for run in runs:
+        scorer.reset()
+        raw.extend(scorer.raw(m) for m in run)
+    raw = np.array(raw)
+    calib.score_mean = float(raw.mean())
+    calib.score_std = float(raw.std() + 1e-6)
+    z = (raw - calib.score_mean) / calib.score_std
+    calib.threshold = float(np.quantile(z, 1.0 - target_far))
+    return calib

@@ -1,0 +1,1 @@
+"""Training glue (needs the ``train`` extra); models themselves live in ``edge_vad.models``."""

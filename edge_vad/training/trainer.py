@@ -1,0 +1,213 @@
+"""``edge-vad train``: fit a registered model on normal footage.
+
+The tail of the frame range is held out (never trained on) and used afterwards
+to calibrate the streaming score, so thresholds come from normal frames the
+model has not memorised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edge_vad import __version__
+from edge_vad.data.frames import read_frames, video_info
+from edge_vad.data.preprocess import preprocess_many
+from edge_vad.errors import EdgeVadError
+from edge_vad.models import get_model
+from edge_vad.scoring.streaming import fit_calibration
+from edge_vad.training import checkpoint as ckpt_io
+from edge_vad.training.clips import ClipDataset
+from edge_vad.training.inference import score_frames
+
+
+def parse_range(text: str | None, total: int) -> tuple[int, int]:
+    if not text:
+        return 0, total
+    try:
+        a, b = (part.strip() for part in text.split(":"))
+        start, stop = int(a or 0), int(b) if b else total
+    except ValueError:
+        raise EdgeVadError(f"--frames {text!r}: expected START:STOP, e.g. 0:480") from None
+    if not 0 <= start < stop <= total:
+        raise EdgeVadError(f"--frames {text!r}: range must lie within 0:{total}")
+    return start, stop
+
+
+def load_training_frames(data: Path, frames: str | None, spec) -> tuple[np.ndarray, dict]:
+    info = video_info(data)
+    start, stop = parse_range(frames, info.frames)
+    raw = list(tqdm(read_frames(data, start, stop), total=stop - start, desc="reading frames", unit="f", leave=False))
+    return preprocess_many(raw, spec), {"path": str(data), "start": start, "stop": start + len(raw), "fps": info.fps}
+
+
+def holdout_blocks(n: int, fraction: float, blocks: int = 3) -> list[tuple[int, int]]:
+    """Held-out blocks spread over the range, the last at its end.
+
+    A scene changes over minutes (a busy spell, a quiet one); blocks spread over
+    the footage calibrate the score on all of it, where one tail block would
+    calibrate on whatever happened last.
+    """
+    size = int(round(n * fraction / blocks))
+    return [(round((i + 1) * n / blocks) - size, round((i + 1) * n / blocks)) for i in range(blocks)] if size else []
+
+
+def split_segments(n: int, held: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    segments, start = [], 0
+    for a, b in held:
+        if a > start:
+            segments.append((start, a))
+        start = b
+    if start < n:
+        segments.append((start, n))
+    return segments
+
+
+def _config_for(model_name: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    entry = get_model(model_name)
+    config = entry.preset(preset)
+    unknown = set(overrides) - set(config)
+    if unknown:
+        raise EdgeVadError(f"unknown option(s) for {model_name}: {', '.join(sorted(unknown))}")
+    config.update(overrides)
+    return config
+
+
+def train(
+    model_name: str,
+    preset: str,
+    data: Path,
+    out: Path,
+    frames: str | None = None,
+    holdout: float = 0.25,
+    epochs: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+    target_far: float = 0.01,
+    log=print,
+) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    entry = get_model(model_name)
+    config = _config_for(model_name, preset, overrides or {})
+    if epochs is not None:
+        config["epochs"] = epochs
+    out = Path(out)
+
+    resume = (out / ckpt_io.CONFIG).exists()
+    if resume:
+        info = ckpt_io.read_info(out)
+        same = info.get("model") == model_name and {k: v for k, v in info["config"].items() if k != "epochs"} == {
+            k: v for k, v in config.items() if k != "epochs"
+        }
+        if not same:
+            raise EdgeVadError(f"{out}: holds a checkpoint of a different model or configuration; choose another --out")
+
+    torch.manual_seed(seed)
+    model = entry.torch_side().build(config)
+    spec = model.input_spec()
+    pixels, source = load_training_frames(data, frames, spec)
+    spec = model.input_spec(fps=source["fps"])
+    held = holdout_blocks(len(pixels), holdout)
+    segments = split_segments(len(pixels), held)
+    if not held or min(b - a for a, b in held) < model.clip_length + 5 or sum(b - a for a, b in segments) < model.clip_length * 3:
+        raise EdgeVadError(
+            f"{data}: {len(pixels)} frames are too few to train {model_name} and hold out {holdout:.0%} "
+            f"(3 blocks of at least {model.clip_length + 5} frames) for calibration"
+        )
+    hold_px = [pixels[a:b] for a, b in held]
+    train_px = [pixels[a:b] for a, b in segments]
+    source["train"] = [[source["start"] + a, source["start"] + b] for a, b in segments]
+    source["holdout"] = [[source["start"] + a, source["start"] + b] for a, b in held]
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=(0.9, 0.999), weight_decay=config["weight_decay"])
+    start_epoch, history = 0, []
+    if resume:
+        model, info = ckpt_io.load_model(out)
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=(0.9, 0.999), weight_decay=config["weight_decay"])
+        if (out / ckpt_io.OPTIM).exists():
+            ckpt_io.load_optimizer_state(out, optimizer, info)
+        start_epoch, history = info["epoch"], info.get("history", [])
+        log(f"resuming {out} at epoch {start_epoch}/{config['epochs']}")
+
+    dataset = ClipDataset(train_px, model.clip_length, config.get("strides", (1,)))
+    model.train()
+    base_info = {
+        "format": 1,
+        "model": model_name,
+        "preset": preset,
+        "config": config,
+        "input": spec.to_dict(),
+        "data": source,
+        "seed": seed,
+        "versions": {"edge_vad": __version__, "torch": torch.__version__},
+    }
+    for epoch in range(start_epoch, config["epochs"]):
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=config["batch_size"], shuffle=True, generator=gen, drop_last=True)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch", leave=False)
+        total, seen, t0 = 0.0, 0, time.time()
+        for clips in bar:
+            loss, logs = model.loss(clips)
+            if not math.isfinite(loss.item()):
+                raise RuntimeError(f"loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(clips)
+            seen += len(clips)
+            bar.set_postfix(loss=f"{total / seen:.4f}", **{k: f"{v:.5f}" for k, v in logs.items()})
+        history.append({"epoch": epoch + 1, "loss": total / max(seen, 1), "seconds": round(time.time() - t0, 1)})
+        log(f"epoch {epoch + 1}/{config['epochs']}  loss {history[-1]['loss']:.5f}  ({history[-1]['seconds']} s)")
+        ckpt_io.save_checkpoint(out, model, {**base_info, "epoch": epoch + 1, "history": history, "state": "training"}, optimizer)
+
+    model.eval()
+    calib = calibrate(model, hold_px, config, target_far, source)
+    ckpt_io.atomic_write_text(out / ckpt_io.CALIBRATION, json.dumps(calib.to_dict(), indent=2))
+    info = {**base_info, "epoch": config["epochs"], "history": history, "state": "done"}
+    ckpt_io.save_checkpoint(out, model, info, optimizer)
+    log(f"saved {out} (threshold {calib.threshold:.2f} σ for {target_far:.1%} false alarms on {calib.frames} held-out frames)")
+    return info
+
+
+def calibrate(model, hold_px: list[np.ndarray], config: dict, target_far: float, source: dict):
+    maps = [score_frames(model, block)[1] for block in hold_px]
+    return fit_calibration(
+        maps,
+        grid=config["score_grid"],
+        topk=config["score_topk"],
+        ema=config["score_ema"],
+        target_far=target_far,
+        source={"path": source["path"], "frames": source["holdout"]},
+    )
+
+
+def calibrate_checkpoint(ckpt: Path, data: Path | None = None, frames: str | None = None,
+                         target_far: float = 0.01, log=print):
+    """(Re)fit the streaming score on normal footage: the held-out range by default,
+    or footage from the camera the model will watch."""
+    model, info = ckpt_io.load_model(Path(ckpt))
+    if data is None:
+        src = info["data"]
+        blocks, source = [], {"path": src["path"], "holdout": src["holdout"]}
+        for a, b in src["holdout"]:
+            blocks.append(load_training_frames(Path(src["path"]), f"{a}:{b}", model.input_spec())[0])
+        data = Path(src["path"])
+    else:
+        pixels, source = load_training_frames(Path(data), frames, model.input_spec())
+        blocks = [pixels]
+        source["holdout"] = [[source["start"], source["stop"]]]
+    calib = calibrate(model, blocks, info["config"], target_far, source)
+    ckpt_io.atomic_write_text(Path(ckpt) / ckpt_io.CALIBRATION, json.dumps(calib.to_dict(), indent=2))
+    log(f"calibrated {ckpt} on {calib.frames} frames of {data}: threshold {calib.threshold:.2f} σ "
+        f"for {target_far:.1%} false alarms")
+    return calib

@@ -1,0 +1,73 @@
+"""Small utilities shared by the tests."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> bool:
+    """True once ``host:port`` accepts TCP connections, False after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` s pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+VTEST = REPO.parent / "shared" / "data" / "vtest.avi"
+
+
+def need_vtest():
+    import pytest
+
+    if not VTEST.exists():
+        pytest.skip(f"{VTEST} not present (the shared data folder sits beside the repo)")
+    return VTEST
+
+
+def write_clip(path, frames, fps: float = 10.0):
+    """Write BGR frames as an MJPG .avi (decodable by every OpenCV build)."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def flying_block_clip(path, normal_frames, anomaly_at: int, length: int = 20):
+    """Normal footage with a bright block racing across it: an anomaly any trained model must flag."""
+    frames = [f.copy() for f in normal_frames]
+    h, w = frames[0].shape[:2]
+    for k in range(length):
+        i = anomaly_at + k
+        if i >= len(frames):
+            break
+        x = int((k / length) * (w - 120))
+        frames[i][h // 3 : h // 3 + 90, x : x + 120] = (255, 255, 255)
+    return write_clip(path, frames), (anomaly_at, min(anomaly_at + length, len(frames)))
