@@ -53,6 +53,26 @@ class VadModel(nn.Module):
     def loss(self, clips: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Named optimisers; a model with adversarial or staged training returns several."""
+        c = self.config
+        return {"main": torch.optim.Adam(self.parameters(), lr=c["lr"], betas=(0.9, 0.999), weight_decay=c.get("weight_decay", 0.0))}
+
+    def training_step(self, clips: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer], epoch: int) -> dict[str, float]:
+        """One optimisation step on a batch of clips; returns numbers for the progress bar.
+
+        The default minimises ``loss``; models with several losses/optimisers
+        (discriminators, training stages) override this.
+        """
+        loss, logs = self.loss(clips)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()}; lower the learning rate")
+        opt = optimizers["main"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach()), **logs}
+
     def score_windows(self, clips: torch.Tensor) -> dict[str, torch.Tensor]:
         """clips B×L×C×H×W → {"error": B, "error_map": B×1×H×W}."""
         raise NotImplementedError

@@ -58,13 +58,19 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(out: Path, model, info: dict[str, Any], optimizer=None) -> None:
+def save_checkpoint(out: Path, model, info: dict[str, Any], optimizers: dict | None = None) -> None:
+    """Weights, then optimiser state, then config.json last: a checkpoint whose
+    config.json names an epoch has everything that epoch produced."""
     out.mkdir(parents=True, exist_ok=True)
     _atomic_save_tensors(model.state_dict(), out / WEIGHTS)
-    if optimizer is not None:
-        tensors, meta = _flatten_optimizer(optimizer.state_dict())
+    if optimizers:
+        tensors, meta = {}, {}
+        for name, opt in optimizers.items():
+            t, m = _flatten_optimizer(opt.state_dict())
+            tensors.update({f"{name}/{k}": v for k, v in t.items()})
+            meta[name] = m
         _atomic_save_tensors(tensors, out / OPTIM)
-        info = {**info, "optimizer": meta}
+        info = {**info, "optimizers": meta}
     atomic_write_text(out / CONFIG, json.dumps(info, indent=2))
 
 
@@ -95,9 +101,15 @@ def load_model(ckpt: Path):
     return model, info
 
 
-def load_optimizer_state(ckpt: Path, optimizer, info: dict) -> None:
-    tensors = load_file(str(Path(ckpt) / OPTIM))
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, info["optimizer"]))
+def load_optimizer_state(ckpt: Path, optimizers: dict, info: dict) -> None:
+    path = Path(ckpt) / OPTIM
+    if not path.exists() or "optimizers" not in info:
+        return
+    tensors = load_file(str(path))
+    for name, opt in optimizers.items():
+        if name in info["optimizers"]:
+            mine = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(name + "/")}
+            opt.load_state_dict(_unflatten_optimizer(mine, info["optimizers"][name]))
 
 
 def read_calibration(ckpt: Path) -> dict | None:

@@ -8,7 +8,6 @@ model has not memorised.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -128,19 +127,16 @@ def train(
     source["train"] = [[source["start"] + a, source["start"] + b] for a, b in segments]
     source["holdout"] = [[source["start"] + a, source["start"] + b] for a, b in held]
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=(0.9, 0.999), weight_decay=config["weight_decay"])
     start_epoch, history = 0, []
     if resume:
         model, info = ckpt_io.load_model(out)
-        model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=(0.9, 0.999), weight_decay=config["weight_decay"])
-        if (out / ckpt_io.OPTIM).exists():
-            ckpt_io.load_optimizer_state(out, optimizer, info)
         start_epoch, history = info["epoch"], info.get("history", [])
+    optimizers = model.configure_optimizers()
+    if resume:
+        ckpt_io.load_optimizer_state(out, optimizers, info)
         log(f"resuming {out} at epoch {start_epoch}/{config['epochs']}")
 
     dataset = ClipDataset(train_px, model.clip_length, config.get("strides", (1,)))
-    model.train()
     base_info = {
         "format": 1,
         "model": model_name,
@@ -155,26 +151,28 @@ def train(
         gen = torch.Generator().manual_seed(seed * 1000 + epoch)
         loader = torch.utils.data.DataLoader(dataset, batch_size=config["batch_size"], shuffle=True, generator=gen, drop_last=True)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch", leave=False)
-        total, seen, t0 = 0.0, 0, time.time()
+        model.train()
+        sums, seen, t0 = {}, 0, time.time()
         for clips in bar:
-            loss, logs = model.loss(clips)
-            if not math.isfinite(loss.item()):
-                raise RuntimeError(f"loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(clips)
+            try:
+                logs = model.training_step(clips, optimizers, epoch)
+            except FloatingPointError as exc:
+                raise EdgeVadError(f"{model_name}: training diverged at epoch {epoch + 1}: {exc}") from None
             seen += len(clips)
-            bar.set_postfix(loss=f"{total / seen:.4f}", **{k: f"{v:.5f}" for k, v in logs.items()})
-        history.append({"epoch": epoch + 1, "loss": total / max(seen, 1), "seconds": round(time.time() - t0, 1)})
-        log(f"epoch {epoch + 1}/{config['epochs']}  loss {history[-1]['loss']:.5f}  ({history[-1]['seconds']} s)")
-        ckpt_io.save_checkpoint(out, model, {**base_info, "epoch": epoch + 1, "history": history, "state": "training"}, optimizer)
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v * len(clips)
+            bar.set_postfix({k: f"{v / seen:.5g}" for k, v in sums.items()})
+        means = {k: v / max(seen, 1) for k, v in sums.items()}
+        history.append({"epoch": epoch + 1, **means, "seconds": round(time.time() - t0, 1)})
+        log(f"epoch {epoch + 1}/{config['epochs']}  " + "  ".join(f"{k} {v:.5g}" for k, v in means.items())
+            + f"  ({history[-1]['seconds']} s)")
+        ckpt_io.save_checkpoint(out, model, {**base_info, "epoch": epoch + 1, "history": history, "state": "training"}, optimizers)
 
     model.eval()
     calib = calibrate(model, hold_px, config, target_far, source)
     ckpt_io.atomic_write_text(out / ckpt_io.CALIBRATION, json.dumps(calib.to_dict(), indent=2))
     info = {**base_info, "epoch": config["epochs"], "history": history, "state": "done"}
-    ckpt_io.save_checkpoint(out, model, info, optimizer)
+    ckpt_io.save_checkpoint(out, model, info, optimizers)
     log(f"saved {out} (threshold {calib.threshold:.2f} σ for {target_far:.1%} false alarms on {calib.frames} held-out frames)")
     return info
 
