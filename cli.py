@@ -105,37 +105,197 @@ def eval_cmd(
 @app.command()
 def convert(
     ckpt: Path = typer.Argument(..., help="checkpoint directory from 'edge-vad train'"),
-    target: str = typer.Option("cpu", help="deployment target (see converters/targets.py)"),
     out: Path = typer.Option(..., help="bundle directory to write"),
-    precision: Optional[str] = typer.Option(None, help="precision (default: the target's first)"),
-    calib_data: Optional[Path] = typer.Option(None, help="normal video to verify (and later calibrate) on"),
+    target: Optional[str] = typer.Option(None, help="deployment target: cpu, cuda, cuda-trt, openvino-cpu/gpu/npu, jetson, tensorrt (default: the profile's, else cpu)"),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (default: the profile's, else the target's first)"),
+    profile: Optional[str] = typer.Option(None, help="device profile name or YAML (see 'edge-vad profiles list')"),
+    calib_data: Optional[Path] = typer.Option(None, help="normal footage (video or image folder) to calibrate INT8 and verify on"),
+    val_video: Optional[Path] = typer.Option(None, help="labelled test video for the AUC gate"),
+    val_labels: Optional[Path] = typer.Option(None, help="per-frame labels of --val-video (.npy or .txt)"),
+    auc_tolerance: float = typer.Option(0.01, help="largest AUC drop vs PyTorch that passes the gate"),
+    accept_accuracy_drop: bool = typer.Option(False, help="keep the bundle even when the AUC drop exceeds the tolerance"),
     threads: Optional[int] = None,
 ):
-    """Export to ONNX, verify against PyTorch on real frames, write a bundle."""
+    """Export, quantize, verify against PyTorch on real frames (parity + AUC gate), write a bundle."""
     from converters import convert as run_convert
+    from edge_vad.profiles import load_profile
 
-    run_convert(ckpt, target, out, precision=precision, calib_data=calib_data, threads=threads)
+    prof = load_profile(profile) if profile else None
+    target = target or (prof.target if prof else "cpu")
+    if prof and target == prof.target:
+        precision = precision or prof.precision
+    run_convert(ckpt, target, out, precision=precision, calib_data=calib_data, threads=threads or (prof.threads if prof else None),
+                val_video=val_video, val_labels=val_labels, auc_tolerance=auc_tolerance,
+                accept_accuracy_drop=accept_accuracy_drop, profile=prof)
+
+
+profiles_app = typer.Typer(help="Device profiles (profiles/*.yaml).", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+
+
+@profiles_app.command("list")
+def profiles_list():
+    """List the built-in device profiles."""
+    from edge_vad.profiles import list_profiles, load_profile
+
+    for name in list_profiles():
+        p = load_profile(name)
+        typer.echo(f"{name:18s} {p.target:13s} {p.precision:5s} {p.description}")
+
+
+@profiles_app.command("show")
+def profiles_show(name: str = typer.Argument(..., help="profile name or path to a YAML")):
+    """Validate and print one profile with every field (defaults filled in)."""
+    import yaml
+
+    from edge_vad.profiles import load_profile
+
+    typer.echo(yaml.safe_dump(load_profile(name).model_dump(), sort_keys=False).rstrip())
+
+
+@app.command("build-engine")
+def build_engine_cmd(
+    bundle: Path = typer.Argument(..., help="bundle converted for a TensorRT target (jetson, tensorrt)"),
+    profile: Optional[str] = typer.Option(None, help="device profile: max cameras, workspace, DLA core"),
+    cache_dir: Optional[Path] = typer.Option(None, help="engine cache (default ~/.cache/edge-vad/tensorrt or $EDGE_VAD_CACHE)"),
+):
+    """Build (or find) this device's TensorRT engine for a bundle; run once on the device."""
+    from edge_vad.profiles import load_profile
+    from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, find_engine
+    from edge_vad.runtime.bundle import load_bundle
+
+    b = load_bundle(bundle)
+    if b.manifest.target.backend != "tensorrt" or not b.manifest.target.build_plan:
+        raise EdgeVadError(f"{bundle}: converted for {b.manifest.target.name} ({b.manifest.target.backend}); "
+                           "only TensorRT bundles (--target jetson/tensorrt) have an engine to build")
+    plan = BuildPlan.load(b.root / b.manifest.target.build_plan)
+    if profile:
+        p = load_profile(profile)
+        plan = plan.with_profile(max_cameras=p.max_cameras, workspace_mb=p.workspace_mb, dla_core=p.dla_core)
+    typer.echo(f"engine: {find_engine(plan, cache_dir, bundle_root=b.root, log=typer.echo)}")
+
+
+@app.command()
+def package(
+    bundle: Path = typer.Argument(..., help="bundle directory"),
+    profile: str = typer.Option(..., help="device profile name or YAML"),
+    out: Path = typer.Option(..., help="archive to write, e.g. deploy.tar.gz"),
+):
+    """Bundle + profile + the device's firmware configs + install.sh, in one archive."""
+    from converters.package import package as run_package
+
+    run_package(bundle, profile, out, log=typer.echo)
+
+
+@app.command()
+def bench(
+    model: Path = typer.Argument(..., help="checkpoint directory (converted to every target here) or a bundle"),
+    profile: Optional[str] = typer.Option(None, help="bench only this profile's target and precision"),
+    target: Optional[List[str]] = typer.Option(None, help="targets to try (default: all)"),
+    precision: Optional[List[str]] = typer.Option(None, help="precisions to try (default: each target's)"),
+    val_video: Optional[Path] = typer.Option(None, help="labelled video for the AUC column (and timing)"),
+    val_labels: Optional[Path] = typer.Option(None, help="labels of --val-video"),
+    calib_data: Optional[Path] = typer.Option(None, help="normal footage for INT8 calibration"),
+    out: Path = typer.Option(Path("bench-bundles"), help="where the converted bundles go"),
+    frames: int = typer.Option(60, help="frames timed per target"),
+    threads: Optional[int] = None,
+):
+    """Convert to every target available on this machine; print target | precision | status | size | AUC | ms | FPS."""
+    from converters.bench import Row, bench as run_bench, format_table, time_bundle
+    from edge_vad.runtime.manifest import MANIFEST
+
+    if (model / MANIFEST).exists():
+        from edge_vad.runtime.bundle import load_bundle
+
+        b = load_bundle(model)
+        video = val_video or calib_data
+        if video is None:
+            raise EdgeVadError("bench of a bundle needs footage to time on: pass --val-video or --calib-data")
+        auc = None
+        if val_video and val_labels:
+            from edge_vad.evaluation.evaluate import evaluate
+            from edge_vad.evaluation.scorers import score_bundle
+            from converters.accuracy import read_val_labels
+
+            auc = evaluate(score_bundle(model, val_video, threads=threads), read_val_labels(val_video, val_labels))["auc_stream"]
+        size = sum((model / f).stat().st_size for f in b.manifest.files) / 1e6
+        rows = [Row(b.manifest.target.name, b.manifest.target.precision, "ok", size, auc,
+                    time_bundle(model, video, frames, threads))]
+    else:
+        if profile:
+            from edge_vad.profiles import load_profile
+
+            p = load_profile(profile)
+            target, precision, threads = [p.target], [p.precision], threads or p.threads
+        rows = run_bench(model, out, target, precision, val_video, val_labels, calib_data, threads, frames, log=lambda *a: None)
+    typer.echo(format_table(rows))
 
 
 @app.command()
 def run(
-    bundle: Path = typer.Option(..., help="bundle directory from 'edge-vad convert'"),
-    source: str = typer.Option(..., help="video file, /dev/videoN or index, or rtsp:// URL"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="device config (YAML); see firmware_configs/daemon/"),
+    bundle: Optional[Path] = typer.Option(None, help="bundle directory from 'edge-vad convert' (one camera, no --config)"),
+    source: Optional[str] = typer.Option(None, help="video file, /dev/videoN or index, rtsp:// URL, GStreamer pipeline, picamera2"),
     camera_id: str = typer.Option("cam0", help="camera name used in topics and events"),
     broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker URL"),
     topic_prefix: str = typer.Option("edge-vad", help="topic prefix"),
     device_id: Optional[str] = typer.Option(None, help="device name in topics (default: hostname)"),
+    state_dir: Path = typer.Option(Path("edge-vad-state"), help="outbox, state snapshots and stats (no --config)"),
     threads: Optional[int] = None,
     verbose: bool = False,
 ):
-    """Score a camera with a bundle and publish anomaly events over MQTT."""
-    from edge_vad.runtime.daemon import run_camera
+    """Score cameras with bundles and publish anomaly events over MQTT (runs until the sources end or SIGTERM)."""
+    from edge_vad.runtime.config import config_from_flags, load_config
+    from edge_vad.runtime.daemon import Daemon, setup_logging
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    summary = run_camera(bundle, source, camera_id, broker, prefix=topic_prefix, device_id=device_id, threads=threads)
-    starts = sum(e["type"] == "start" for e in summary.events)
-    typer.echo(f"{camera_id}: {summary.frames} frames at {summary.fps:.1f} fps, {starts} events, "
-               f"{len(summary.events)} messages published and acknowledged")
+    if config is not None:
+        if bundle is not None or source is not None:
+            raise EdgeVadError("--config describes the cameras; leave out --bundle and --source")
+        cfg = load_config(config)
+    elif bundle is None or source is None:
+        raise EdgeVadError("give --config DEVICE.yaml, or --bundle and --source for a single camera")
+    else:
+        cfg = config_from_flags(bundle, source, camera_id, broker, topic_prefix, device_id, state_dir, threads)
+    setup_logging(verbose, cfg.log_format)
+    daemon = Daemon(cfg)
+    summaries = daemon.run()
+    for name, summary in summaries.items():
+        starts = sum(e["type"] == "start" for e in summary.events)
+        typer.echo(f"{name}: {summary.frames} frames at {summary.fps:.1f} fps, {starts} events, "
+                   f"{len(summary.events)} messages")
+    waiting = daemon.outbox_depth_at_exit
+    typer.echo("all messages acknowledged by the broker" if not waiting else
+               f"{waiting} message(s) not yet acknowledged; they are kept in {cfg.state.dir} for the next run")
+
+
+config_app = typer.Typer(help="Device configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("validate")
+def config_validate(file: Path = typer.Argument(..., help="device config (YAML)")):
+    """Check a device config: every error with its YAML line and camera; bundles and profiles too."""
+    from edge_vad.runtime.config import validate_file
+
+    cfg = validate_file(file)
+    typer.echo(f"{file}: OK (device {cfg.device_id}, {len(cfg.cameras)} camera(s): "
+               f"{', '.join(c.name for c in cfg.cameras)})")
+
+
+@app.command()
+def status(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="device config: read its state dir"),
+    state_dir: Optional[Path] = typer.Option(None, help="the daemon's state dir"),
+    broker: Optional[str] = typer.Option(None, help="read the retained stats from this broker instead"),
+    device: Optional[str] = typer.Option(None, help="device id (with --broker)"),
+    topic_prefix: str = typer.Option("edge-vad", help="topic prefix (with --broker)"),
+    as_json: bool = typer.Option(False, "--json", help="print the raw stats JSON"),
+):
+    """Show what a daemon is doing: fps, skips, latency, outbox depth, broker and camera state."""
+    from edge_vad.runtime.status import format_status, read_stats
+
+    stats = read_stats(config=config, state_dir=state_dir, broker=broker, device=device, prefix=topic_prefix)
+    typer.echo(json.dumps(stats, indent=2) if as_json else format_status(stats))
 
 
 @app.command()
@@ -146,11 +306,13 @@ def listen(
     camera: str = typer.Option("+", help="camera to follow (+ for all)"),
     count: Optional[int] = typer.Option(None, help="exit after this many events"),
     timeout: Optional[float] = typer.Option(None, help="exit after this many seconds"),
+    snapshots: Optional[Path] = typer.Option(None, help="save event snapshots (JPEG) into this folder"),
 ):
-    """Print alerts as they arrive."""
+    """Print alerts as they arrive (duplicates dropped by message id); optionally save their snapshots."""
     from edge_vad.runtime.listen import listen as run_listen
 
-    run_listen(broker, prefix=topic_prefix, device=device, camera=camera, max_events=count, timeout=timeout)
+    run_listen(broker, prefix=topic_prefix, device=device, camera=camera, max_events=count, timeout=timeout,
+               snapshot_dir=snapshots)
 
 
 @app.command("make-testset")
@@ -160,11 +322,12 @@ def make_testset_cmd(
     start: int = typer.Option(480, help="first frame (frames before 480 are training data)"),
     stop: int = typer.Option(795, help="end frame (exclusive)"),
     seed: int = 0,
+    validation: bool = typer.Option(False, help="cut a validation set from the training range instead (e.g. --start 0 --stop 480 --seed 1)"),
 ):
     """Build the labelled anomaly test set from vtest frames 480–794."""
     from edge_vad.data.testset import make_testset
 
-    paths = make_testset(video, out, start=start, stop=stop, seed=seed)
+    paths = make_testset(video, out, start=start, stop=stop, seed=seed, validation=validation)
     for k, v in paths.items():
         typer.echo(f"{k:8s} {v}")
 

@@ -1,4 +1,4 @@
-"""``edge-vad convert``: checkpoint → ONNX step graph → parity check → bundle."""
+"""``edge-vad convert``: checkpoint → ONNX step graph → target graph → accuracy gate → bundle."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
+from converters.accuracy import DEFAULT_AUC_TOLERANCE, auc_gate
+from converters.calib_data import load_calib_frames, stream_samples
 from converters.onnx_export import export_step
-from converters.parity import check_parity
-from converters.targets import get_target
+from converters.parity import TOLERANCES, check_parity
+from converters.targets import Target, get_target
 from edge_vad import __version__
 from edge_vad.data.frames import read_frames, video_info
 from edge_vad.data.preprocess import preprocess_many
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.backends import create_backend
-from edge_vad.runtime.bundle import load_bundle, sha256_file
+from edge_vad.runtime.bundle import Bundle, load_bundle, sha256_file
 from edge_vad.runtime.manifest import MANIFEST, Manifest
 
 GRAPH_FILE = "model.onnx"
@@ -44,9 +44,65 @@ def _parity_source(info: dict, calib_data: Path | None) -> tuple[Path, int, int]
     return clip, 0, video_info(clip).frames
 
 
+def _calib_frames(info: dict, calib_data: Path | None, spec, log):
+    """Normal frames for INT8 ranges: --calib-data, else every held-out block of the checkpoint."""
+    if calib_data is not None:
+        return load_calib_frames(calib_data, spec), str(calib_data)
+    data = info.get("data", {})
+    if data.get("path") and Path(data["path"]).exists() and data.get("holdout"):
+        import numpy as np
+
+        blocks = [load_calib_frames(data["path"], spec, a, b, min_frames=0) for a, b in data["holdout"]]
+        log(f"int8: calibrating on the checkpoint's held-out normal frames {data['holdout']} (pass --calib-data for the camera's own footage)")
+        return blocks, f"{data['path']} holdout {data['holdout']}"
+    raise EdgeVadError("INT8 needs normal footage to calibrate on: pass --calib-data VIDEO_OR_FOLDER")
+
+
+def _samples(graph: Path, frames, state: list[dict], warmup: int) -> list[dict]:
+    blocks = frames if isinstance(frames, list) else [frames]
+    per = max(1, 96 // len(blocks))
+    out = []
+    for block in blocks:  # each block streams from zero state, as a camera starting up would
+        out += stream_samples(graph, block, state, warmup, max_samples=per)
+    if len(out) < 16:
+        import warnings
+
+        warnings.warn(f"only {len(out)} calibration samples after warm-up; INT8 ranges may be poor", stacklevel=2)
+    return out
+
+
+def _verifier(tgt: Target, staging: Path, graph_file: str, precision: str, threads, log):
+    """Backend to verify with: the target's own when it runs here, else ONNX Runtime CPU on the shipped graph."""
+    ok, why = tgt.runnable_here()
+    if ok and not tgt.builds_on_device:
+        return create_backend(tgt.backend, staging / graph_file, providers=list(tgt.providers) or None,
+                              threads=threads, device=tgt.device, cache_dir=staging.parent / ".ov-cache"), tgt.name
+    if tgt.backend == "openvino":
+        raise EdgeVadError(f"target {tgt.name}: cannot verify here ({why}); convert on a machine with that device")
+    proxy = staging / graph_file
+    note = f"onnxruntime-cpu on the shipped graph ({why or 'engine is built on the device'})"
+    if tgt.builds_on_device and precision == "fp16":
+        # TensorRT builds FP16 from the FP32 graph; an FP16 ONNX copy is the closest proxy runnable here.
+        from converters.quantize import to_fp16
+
+        proxy = staging.parent / f".{staging.name}-fp16-proxy.onnx"
+        to_fp16(staging / graph_file, proxy)
+        note = f"onnxruntime-cpu on an FP16 copy of the graph ({why or 'engine is built on the device'})"
+    log(f"verifying with {note}")
+    return create_backend("onnxruntime", proxy, threads=threads), note
+
+
 def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
-            calib_data: Path | None = None, threads: int | None = None, log=print) -> Manifest:
+            calib_data: Path | None = None, threads: int | None = None, val_video: Path | None = None,
+            val_labels: Path | None = None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
+            accept_accuracy_drop: bool = False, profile=None, int8_outputs: str = "auto",
+            log=print) -> Manifest:
     tgt, precision = get_target(target, precision)
+    if (val_video is None) != (val_labels is None):
+        raise EdgeVadError("--val-video and --val-labels go together (labels are per frame of that video)")
+    for p, flag in ((calib_data, "--calib-data"), (val_video, "--val-video"), (val_labels, "--val-labels")):
+        if p is not None and not Path(p).exists():
+            raise EdgeVadError(f"{flag} {p}: no such file or folder")
     from edge_vad.training import checkpoint as ckpt_io  # needs the train extra
 
     model, info = ckpt_io.load_model(Path(ckpt))
@@ -57,32 +113,52 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent))
+    proxy = staging.parent / f".{staging.name}-fp16-proxy.onnx"
     try:
-        log(f"exporting {info['model']}/{info['preset']} step graph to ONNX")
-        graph = export_step(model, staging / GRAPH_FILE)
+        log(f"exporting {info['model']}/{info['preset']} step graph to ONNX (opset, simplified, dynamic batch)")
+        fp32 = staging / "fp32.onnx"
+        graph = export_step(model, fp32)
         step = model.step_module()
         state = [
             {"input": i, "output": o, "shape": list(s.shape), "dtype": "float32", "init": s.init}
             for i, o, s in zip(step.input_names[1:], step.output_names[2:], model.state_specs())
         ]
-        backend = create_backend(tgt.backend, staging / GRAPH_FILE, providers=list(tgt.providers) or None, threads=threads)
+        quant: dict = {}
+        samples = None
+        if precision == "int8":
+            frames, calib_src = _calib_frames(info, calib_data, model.input_spec(), log)
+            samples = _samples(fp32, frames, state, model.warmup_frames)
+            quant["calibration_source"] = calib_src
 
-        src, start, stop = _parity_source(info, calib_data)
-        stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
-        frames = preprocess_many(list(read_frames(src, start, stop)), model.input_spec())
-        if len(frames) <= model.warmup_frames + 2:
-            raise EdgeVadError(f"{src}: too few frames ({len(frames)}) to verify the conversion")
-        report = check_parity(
-            model, backend, {"frame": "frame", "error": "error", "error_map": "error_map"},
-            [(s["input"], s["output"]) for s in state], frames, calibration,
-        )
-        log(report.summary() + f"  [{src.name} frames {start}:{stop}]")
-        if not report.passed:
-            raise EdgeVadError(f"converted model disagrees with PyTorch; bundle refused.\n{report.summary()}")
-        verify = {"parity": report.to_dict(), "frames_source": {"path": str(src), "start": start, "stop": stop}}
-        (staging / VERIFY_FILE).write_text(json.dumps(verify, indent=2))
+        graph_file, graph_format, build_plan = GRAPH_FILE, "onnx", None
+        if tgt.backend == "openvino":
+            from converters.openvino_ir import IR_XML, convert_ir
 
-        sha = sha256_file(staging / GRAPH_FILE)
+            validate = None
+            if precision == "int8" and val_video is not None:
+                validate = _ov_validator(info, calibration, graph, state, model.warmup_frames, val_video, val_labels)
+            quant.update(convert_ir(fp32, staging, precision, samples, validate, auc_tolerance, log=log))
+            graph_file, graph_format = IR_XML, "openvino-ir"
+            fp32.unlink()
+        elif precision == "int8":
+            from converters.quantize import to_int8
+
+            quant.update(to_int8(fp32, staging / GRAPH_FILE, samples, keep_outputs=int8_outputs, log=log))
+            fp32.unlink()
+        elif precision == "fp16" and not tgt.builds_on_device:
+            from converters.quantize import to_fp16
+
+            to_fp16(fp32, staging / GRAPH_FILE)
+            fp32.unlink()
+        else:
+            fp32.rename(staging / GRAPH_FILE)
+        if tgt.builds_on_device:
+            from converters.tensorrt_plan import write_plan
+
+            build_plan = write_plan(staging, GRAPH_FILE, precision, state, model, profile, samples)
+
+        files = {f.name: sha256_file(f) for f in sorted(staging.iterdir()) if f.is_file()}
+        sha = files[graph_file]
         import onnx
         import onnxruntime
         import torch
@@ -92,18 +168,59 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             model={"name": info["model"], "preset": info["preset"], "config": info["config"]},
             input=info["input"],
-            graph={"file": GRAPH_FILE, "opset": graph["opset"], "precision": precision,
+            graph={"file": graph_file, "format": graph_format, "opset": graph["opset"], "precision": precision,
                    "inputs": graph["inputs"], "outputs": graph["outputs"]},
             state=state,
             warmup_frames=model.warmup_frames,
             score={"kind": "grid-z", "calibration": calibration,
-                   "paper_score": "e(t) = sum over predicted frames of the L2 prediction error (graph output 'error')"},
-            target={"name": tgt.name, "backend": tgt.backend, "precision": precision, "providers": list(tgt.providers)},
-            files={GRAPH_FILE: sha, VERIFY_FILE: sha256_file(staging / VERIFY_FILE)},
+                   "paper_score": getattr(model, "paper_score",
+                                          "e(t) = sum over predicted frames of the L2 prediction error (graph output 'error')")},
+            target={"name": tgt.name, "backend": tgt.backend, "precision": precision, "providers": list(tgt.providers),
+                    "device": tgt.device, "build_plan": build_plan},
+            files=files,
             producer={"edge_vad": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                      "onnxruntime": onnxruntime.__version__},
-            verify={"parity_passed": report.passed, "max_score_diff": report.max_score_diff},
+                      "onnxruntime": onnxruntime.__version__, **_optional_versions()},
         )
+
+        # --- accuracy gate ---------------------------------------------------
+        backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log)
+        src, start, stop = _parity_source(info, calib_data)
+        stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
+        frames = preprocess_many(list(read_frames(src, start, stop)), model.input_spec())
+        if len(frames) <= model.warmup_frames + 2:
+            raise EdgeVadError(f"{src}: too few frames ({len(frames)}) to verify the conversion")
+        report = check_parity(
+            model, backend, {"frame": "frame", "error": "error", "error_map": "error_map"},
+            [(s["input"], s["output"]) for s in state], frames, calibration, TOLERANCES[precision],
+        )
+        log(report.summary() + f"  [{src.name} frames {start}:{stop}, {precision}]")
+        verify = {"parity": report.to_dict(), "frames_source": {"path": str(src), "start": start, "stop": stop},
+                  "verified_on": verified_on, "precision": precision, "quantization": quant or None}
+        if not report.passed:
+            (staging / VERIFY_FILE).write_text(json.dumps(verify, indent=2))
+            raise EdgeVadError(f"converted model disagrees with PyTorch; bundle refused.\n{report.summary()}")
+        auc = None
+        if val_video is not None:
+            auc = auc_gate(Path(ckpt), Bundle(staging, manifest), backend, Path(val_video), Path(val_labels),
+                           auc_tolerance, accept_accuracy_drop)
+            verify["auc"] = auc.to_dict()
+            log(auc.summary())
+            if not auc.passed and not accept_accuracy_drop:
+                raise EdgeVadError(
+                    f"conversion to {tgt.name}/{precision} loses more than {auc_tolerance} AUC; bundle refused.\n"
+                    f"{auc.summary()}\nUse fp32/fp16, more --calib-data, or --accept-accuracy-drop to keep it anyway."
+                )
+        if tgt.builds_on_device:
+            log(_engine_note(tgt, staging, build_plan, log))
+        (staging / VERIFY_FILE).write_text(json.dumps(verify, indent=2))
+
+        files[VERIFY_FILE] = sha256_file(staging / VERIFY_FILE)
+        manifest = manifest.model_copy(update={
+            "files": files,
+            "verify": {"parity_passed": report.passed, "max_score_diff": report.max_score_diff,
+                       "score_correlation": report.score_correlation, "verified_on": verified_on,
+                       **({"auc": auc.converted, "auc_pytorch": auc.pytorch, "auc_passed": auc.passed} if auc else {})},
+        })
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2))
         load_bundle(staging)  # the bundle must load exactly as a device will load it
         if out.exists():
@@ -113,5 +230,52 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
         log(f"bundle written to {out} ({manifest.bundle_id})")
         return manifest
     finally:
+        proxy.unlink(missing_ok=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _optional_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("openvino", "nncf", "tensorrt", "onnxslim"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _engine_note(tgt: Target, staging: Path, build_plan: str, log) -> str:
+    ok, why = tgt.runnable_here()
+    if not ok:
+        return (f"TensorRT engine not built here ({why}); the bundle carries the ONNX graph and {build_plan}, "
+                "and the engine will be built on the device by 'edge-vad build-engine BUNDLE' or on first 'run'")
+    from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, find_engine
+
+    path = find_engine(BuildPlan.load(staging / build_plan), bundle_root=staging, log=log)
+    return f"TensorRT engine built and cached for this GPU at {path} (other devices build their own)"
+
+
+def _ov_validator(info, calibration, graph, state, warmup, video, labels):
+    """validate(compiled_model) -> streaming AUC on the labelled video, for NNCF's accuracy control."""
+    from converters.accuracy import read_val_labels, stream_scores
+    from edge_vad.evaluation.evaluate import evaluate
+    from edge_vad.runtime.backends.openvino import OpenVinoBackend
+    from edge_vad.runtime.manifest import GraphInfo, InputInfo, Manifest, ScoreInfo, StateTensor
+
+    y = read_val_labels(Path(video), Path(labels))
+    # Only what CameraStream reads: input spec, state, graph I/O names, score calibration, warm-up.
+    manifest = Manifest.model_construct(
+        bundle_id="nncf-validation", input=InputInfo(**info["input"]),
+        graph=GraphInfo(file="-", opset=graph["opset"], inputs=graph["inputs"], outputs=graph["outputs"]),
+        state=[StateTensor(**s) for s in state], warmup_frames=warmup,
+        score=ScoreInfo(calibration=calibration, paper_score="-"),
+    )
+    bundle = Bundle(Path("."), manifest)
+
+    def validate(compiled) -> float:
+        return float(evaluate(stream_scores(bundle, OpenVinoBackend(compiled=compiled), Path(video)), y)["auc_stream"])
+
+    return validate

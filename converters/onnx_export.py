@@ -38,6 +38,7 @@ def export_step(model, path: Path, opset: int = OPSET) -> dict:
             )
     import onnx
 
+    simplified = simplify(path)
     onnx.checker.check_model(str(path))
     graph = onnx.load(str(path)).graph
 
@@ -47,4 +48,27 @@ def export_step(model, path: Path, opset: int = OPSET) -> dict:
             for v in values
         ]
 
-    return {"inputs": describe(graph.input), "outputs": describe(graph.output), "opset": opset}
+    return {"inputs": describe(graph.input), "outputs": describe(graph.output), "opset": opset, "simplified": simplified}
+
+
+def simplify(path: Path) -> bool:
+    """Fold constants and fuse the exporter's shape arithmetic (onnxslim), in place.
+
+    Names of inputs and outputs are the runtime's contract, so a simplified
+    graph that renamed them is discarded.  Returns whether it was kept.
+    """
+    import importlib.util
+
+    import onnx
+
+    if importlib.util.find_spec("onnxslim") is None:
+        return False
+    import onnxslim
+
+    before = onnx.load(str(path))
+    after = onnxslim.slim(before)
+    names = lambda m: ([i.name for i in m.graph.input], [o.name for o in m.graph.output])  # noqa: E731
+    if after is None or names(after) != names(before):
+        return False
+    onnx.save(after, str(path))
+    return True

@@ -37,6 +37,14 @@ class ParityReport:
 
 
 FP32_TOLERANCE = {"rel_error": 1e-3, "map": 1e-3, "score": 0.05}
+# Reduced precision cannot match to the last bit; what must hold is that the
+# score still moves with the PyTorch score (corr) and stays close in σ.
+# The AUC gate (converters/accuracy.py) is the final word on detection.
+TOLERANCES = {
+    "fp32": FP32_TOLERANCE,
+    "fp16": {"rel_error": 2e-2, "map": 5e-2, "score": 0.5, "corr": 0.99},
+    "int8": {"rel_error": 0.15, "map": 1.0, "score": 3.0, "corr": 0.9},
+}
 
 
 @torch.no_grad()
@@ -76,5 +84,6 @@ def check_parity(model, backend, graph_io: dict, state_names: list[tuple[str, st
     )
     report.passed = (
         report.max_rel_error <= tol["rel_error"] and report.max_abs_map <= tol["map"] and report.max_score_diff <= tol["score"]
+        and corr >= tol.get("corr", -1.0)
     )
     return report

@@ -102,3 +102,91 @@ def mosquitto(tmp_path):
         yield broker
     finally:
         broker.stop()
+
+
+# ------------------------------------------------------------ daemon tests
+
+
+@pytest.fixture(scope="session")
+def daemon_bundle(tmp_path_factory):
+    """A tiny trained stconvlstm converted to an ONNX bundle, shared by the daemon tests."""
+    from helpers import need_vtest
+
+    vtest = need_vtest()
+    from converters import convert
+    from edge_vad.models import get_model
+    from edge_vad.training.trainer import train
+
+    root = tmp_path_factory.mktemp("daemon-bundle")
+    train("stconvlstm", "edge", vtest, root / "ckpt", frames="0:240", epochs=1,
+          overrides=get_model("stconvlstm").test_overrides, threads=1, log=lambda *a: None)
+    convert(root / "ckpt", "cpu", root / "bundle", log=lambda *a: None)
+    return root / "bundle"
+
+
+@pytest.fixture(scope="session")
+def anomaly_clip(tmp_path_factory):
+    """60 normal vtest frames at 10 fps with a white block racing across frames 25-44."""
+    from helpers import flying_block_clip, need_vtest
+
+    from edge_vad.data.frames import read_frames
+
+    normal = list(read_frames(need_vtest(), 140, 200))
+    path, span = flying_block_clip(tmp_path_factory.mktemp("clip") / "clip.avi", normal, anomaly_at=25)
+    return path
+
+
+class _ConfiguredMosquitto(Mosquitto):
+    """mosquitto with extra configuration lines (password file, persistence)."""
+
+    def __init__(self, binary: str, workdir: Path, extra: str):
+        super().__init__(binary, workdir)
+        text = self.config.read_text()
+        if "allow_anonymous false" in extra:
+            text = text.replace("allow_anonymous true\n", "")
+        if "persistence true" in extra:
+            text = text.replace("persistence false\n", "")
+        self.config.write_text(text + extra)
+
+
+def _mosquitto_with(tmp_path, extra: str):
+    binary = _find_mosquitto()
+    if binary is None:
+        pytest.skip(f"mosquitto is not installed; install it with: {_INSTALL_HINT}")
+    return _ConfiguredMosquitto(binary, tmp_path, extra)
+
+
+@pytest.fixture
+def mosquitto_auth(tmp_path):
+    """mosquitto that admits only user 'edge' with password 'right-horse-battery'."""
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not Path(passwd).exists():
+        pytest.skip("mosquitto_passwd is not installed")
+    pwfile = tmp_path / "passwd"
+    pwfile.touch()
+    subprocess.run([passwd, "-b", str(pwfile), "edge", "right-horse-battery"], check=True, capture_output=True)
+    pwfile.chmod(0o600)
+    import getpass
+
+    # Started as root, mosquitto drops to user 'mosquitto', who cannot read our 0600 file.
+    broker = _mosquitto_with(tmp_path, f"allow_anonymous false\npassword_file {pwfile}\nuser {getpass.getuser()}\n")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto_persistent(tmp_path):
+    """mosquitto that keeps sessions across restarts (a consumer's queued messages survive)."""
+    store = tmp_path / "mq-store"
+    store.mkdir()
+    import getpass
+
+    broker = _mosquitto_with(tmp_path, f"persistence true\npersistence_location {store}/\nuser {getpass.getuser()}\n")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

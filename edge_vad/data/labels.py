@@ -24,7 +24,7 @@ def load_labels(path: str | Path, frames: int | None = None) -> np.ndarray:
     bad = ~np.isin(labels, (0, 1))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise EdgeVadError(f"{path}: label at frame {i} is {labels[i]!r}; labels must be 0 (normal) or 1 (anomalous)")
+        raise EdgeVadError(f"{path}: label at frame {i} is {labels[i].item():g}; labels must be 0 (normal) or 1 (anomalous)")
     if frames is not None and labels.size != frames:
         raise EdgeVadError(f"{path}: {labels.size} labels for a video of {frames} frames")
     return labels.astype(np.int8)

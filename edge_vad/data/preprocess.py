@@ -22,10 +22,17 @@ class InputSpec:
     high: float = 1.0
     # Frame rate the model was trained at; None means "whatever the source gives".
     fps: float | None = None
+    # Motion channels appended to the frame (edge_vad.data.motion), e.g. "flow"; None for none.
+    motion: str | None = None
 
     @property
     def channels(self) -> int:
-        return 1 if self.color == "gray" else 3
+        base = 1 if self.color == "gray" else 3
+        if self.motion:
+            from edge_vad.data.motion import extra_channels
+
+            base += extra_channels(self.motion)
+        return base
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,7 +43,7 @@ class InputSpec:
 
 
 def preprocess(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """BGR uint8 H×W×3 → float32 C×H×W in [low, high]."""
+    """BGR uint8 H×W×3 → float32 C×H×W in [low, high] (appearance only: motion needs a sequence)."""
     if spec.color == "gray":
         img = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
     else:
@@ -47,5 +54,28 @@ def preprocess(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
     return out[None] if out.ndim == 2 else np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
+class FramePreprocessor:
+    """Per-camera preprocessing: stateless for appearance, stateful when the spec has motion."""
+
+    def __init__(self, spec: InputSpec):
+        self.spec = spec
+        self._motion = None
+        if spec.motion:
+            from edge_vad.data.motion import make_motion
+
+            self._motion = make_motion(spec)
+
+    def reset(self) -> None:
+        if self._motion is not None:
+            self._motion.reset()
+
+    def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
+        return self._motion(frame_bgr) if self._motion is not None else preprocess(frame_bgr, self.spec)
+
+
 def preprocess_many(frames, spec: InputSpec) -> np.ndarray:
-    return np.stack([preprocess(f, spec) for f in frames]) if frames else np.zeros((0, spec.channels, spec.height, spec.width), np.float32)
+    """A contiguous sequence of frames, as a camera would see them from its first frame."""
+    if not frames:
+        return np.zeros((0, spec.channels, spec.height, spec.width), np.float32)
+    prep = FramePreprocessor(spec)
+    return np.stack([prep(f) for f in frames])

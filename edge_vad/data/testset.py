@@ -887,8 +887,15 @@ def inject_anomalies(frames: list[np.ndarray], seed: int = 0) -> tuple[list[np.n
 # --------------------------------------------------------------------------- files
 
 
-def _check_range(video: Path, start: int, stop: int) -> int:
-    if start < TRAIN_FRAMES:
+def _check_range(video: Path, start: int, stop: int, validation: bool = False) -> int:
+    if validation:
+        # A validation set is for choosing designs (score aggregation, presets)
+        # without looking at the test frames, so it must stay inside the training range.
+        if stop > TRAIN_FRAMES:
+            raise EdgeVadError(
+                f"stop={stop}: a validation set is cut from the training range 0-{TRAIN_FRAMES - 1}; "
+                f"frames {TRAIN_FRAMES}+ of {video} are for the test set only")
+    elif start < TRAIN_FRAMES:
         raise EdgeVadError(
             f"start={start}: frames 0-{TRAIN_FRAMES - 1} of {video} are reserved for training; "
             f"the test set must start at frame {TRAIN_FRAMES} or later")
@@ -898,9 +905,9 @@ def _check_range(video: Path, start: int, stop: int) -> int:
     return total
 
 
-def _injected(video: str | Path, start: int, stop: int, seed: int):
+def _injected(video: str | Path, start: int, stop: int, seed: int, validation: bool = False):
     video = Path(video)
-    _check_range(video, start, stop)
+    _check_range(video, start, stop, validation)
     frames = list(read_frames(video, start, stop))
     if len(frames) != stop - start:
         raise EdgeVadError(f"{video}: decoded {len(frames)} frames in [{start}, {stop}), expected {stop - start}")
@@ -934,9 +941,13 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float, scale: float,
 
 
 def make_testset(video: str | Path, out_dir: str | Path, start: int = TRAIN_FRAMES, stop: int = DEFAULT_STOP,
-                 seed: int = 0, scale: float = 1.0, codec: str = "MJPG") -> dict:
-    """Write ``vtest_anomalies.avi``, ``labels.npy`` and ``events.json`` to ``out_dir``."""
-    frames, labels, events = _injected(video, start, stop, seed)
+                 seed: int = 0, scale: float = 1.0, codec: str = "MJPG", validation: bool = False) -> dict:
+    """Write ``vtest_anomalies.avi``, ``labels.npy`` and ``events.json`` to ``out_dir``.
+
+    ``validation=True`` cuts the set from the training range instead (use
+    another seed): design choices are made on it, never on the test set.
+    """
+    frames, labels, events = _injected(video, start, stop, seed, validation)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"video": out_dir / VIDEO_NAME, "labels": out_dir / "labels.npy", "events": out_dir / "events.json"}

@@ -45,6 +45,12 @@ class VadModel(nn.Module):
         raise NotImplementedError
 
     @property
+    def train_clip_length(self) -> int:
+        """Frames per training clip; longer than the scoring window when the
+        paper trains on more targets than it scores (e.g. all T predictions)."""
+        return self.clip_length
+
+    @property
     def warmup_frames(self) -> int:
         """Frames a stream must see before its first score."""
         return self.clip_length - 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -54,8 +55,18 @@ def register_model(entry: ModelEntry) -> ModelEntry:
 
 
 def _load_builtin() -> None:
-    # Importing the config modules registers the built-in models; they hold no torch.
-    import edge_vad.models.stconvlstm.config  # noqa: F401
+    """Import every ``edge_vad/models/<name>/config.py``; importing one registers its model.
+
+    Discovery instead of a list means a new model folder is all it takes to add a model.
+    The config modules are torch-free, so this is cheap and safe on a device.
+    """
+    import pkgutil
+
+    import edge_vad.models as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.ispkg and importlib.util.find_spec(f"{pkg.__name__}.{info.name}.config") is not None:
+            importlib.import_module(f"{pkg.__name__}.{info.name}.config")
 
 
 def list_models() -> list[str]:

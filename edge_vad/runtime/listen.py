@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Callable, TextIO
 
@@ -86,9 +87,20 @@ class Listener:
         out: TextIO | None = sys.stdout,
         connect_timeout: float = 10.0,
         client_id: str | None = None,
+        snapshot_dir: str | Path | None = None,
+        dedup: bool = True,
     ):
         self.address = parse_broker_url(broker_url)
         self.events_topic = topics(prefix, device, camera).events
+        # Snapshots sit beside the events topic: PREFIX/DEVICE/CAMERA/snapshot.
+        self.snapshot_topic = self.events_topic.rsplit("/", 1)[0] + "/snapshot"
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
+        self.snapshots: list[Path] = []
+        # The daemon delivers at least once; a copy re-sent after a lost PUBACK
+        # carries the same msg_id and is dropped here.
+        self.dedup = dedup
+        self.duplicates = 0
+        self._seen: set[str] = set()
         self.availability_topic = topics(prefix, "+").available
         self.on_event = on_event
         self.max_events = max_events
@@ -175,7 +187,10 @@ class Listener:
             return
         # Subscribing in on_connect renews the subscriptions after a reconnect
         # (clean session: the broker forgot them).
-        client.subscribe([(self.events_topic, 1), (self.availability_topic, 1)])
+        subs = [(self.events_topic, 1), (self.availability_topic, 1)]
+        if self.snapshot_dir is not None:
+            subs.append((self.snapshot_topic, 1))
+        client.subscribe(subs)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [str(rc) for rc in reason_codes if rc.is_failure]
@@ -189,7 +204,25 @@ class Listener:
         except Exception:  # noqa: BLE001 - a bad message or callback must not kill the network thread
             log.exception("error while handling MQTT message on %s", message.topic)
 
+    def _save_snapshot(self, topic: str, payload: bytes) -> None:
+        from edge_vad.runtime.snapshots import event_id_of
+
+        parts = topic.split("/")
+        device, camera = parts[-3], parts[-2]
+        event_id = event_id_of(payload) or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.snapshot_dir / f"{device}_{camera}_{event_id}.jpg"
+        path.write_bytes(payload)
+        with self._cond:
+            self.snapshots.append(path)
+            self._cond.notify_all()
+        self._print(f"{'':<24}  {device + '/' + camera:<24}  SNAPSHOT saved {path}")
+
     def _handle(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic.endswith("/snapshot"):
+            if self.snapshot_dir is not None:
+                self._save_snapshot(topic, payload)
+            return
         text = payload.decode("utf-8", errors="replace")
         if topic.endswith("/available"):
             device = topic.split("/")[-2]
@@ -210,6 +243,12 @@ class Listener:
         with self._cond:
             if self._done:
                 return
+            msg_id = event.get("msg_id")
+            if self.dedup and msg_id is not None:
+                if msg_id in self._seen:
+                    self.duplicates += 1
+                    return
+                self._seen.add(msg_id)
             self._events.append(event)
             self.received.append(Received(topic, event, retained))
             if (self.max_events is not None and len(self._events) >= self.max_events) or (
@@ -237,12 +276,13 @@ def listen(
     timeout: float | None = None,
     stop_on_end: bool = False,
     out: TextIO | None = sys.stdout,
+    snapshot_dir: str | Path | None = None,
 ) -> list[dict]:
     """Print events as they arrive; return them when max_events is reached,
     ``timeout`` seconds pass, (``stop_on_end``) the first ``end`` arrives, or
     the user presses Ctrl-C."""
     listener = Listener(broker_url, prefix=prefix, device=device, camera=camera, on_event=on_event,
-                        max_events=max_events, stop_on_end=stop_on_end, out=out)
+                        max_events=max_events, stop_on_end=stop_on_end, out=out, snapshot_dir=snapshot_dir)
     listener.start()
     try:
         listener.wait(timeout)

@@ -41,11 +41,15 @@ class InputInfo(_Strict):
     low: float = 0.0
     high: float = 1.0
     fps: float | None = None
+    # Motion preprocessing the graph expects (edge_vad.data.motion), e.g. "flow"; optional so
+    # earlier bundles keep loading.
+    motion: str | None = None
 
 
 class GraphInfo(_Strict):
     file: str
-    format: Literal["onnx"] = "onnx"
+    # "openvino-ir": file is the .xml, its .bin sits beside it (and in `files`).
+    format: Literal["onnx", "openvino-ir"] = "onnx"
     opset: int
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     frame_input: str = "frame"
@@ -74,6 +78,9 @@ class TargetInfo(_Strict):
     backend: Literal["onnxruntime", "openvino", "tensorrt"]
     precision: Literal["fp32", "fp16", "int8"]
     providers: list[str] = []
+    # Added after the first bundles; optional so schema-1 bundles keep loading.
+    device: str | None = None  # OpenVINO device name (CPU, GPU, NPU) or CUDA device
+    build_plan: str | None = None  # TensorRT: JSON plan the engine is built from on the device
 
 
 class Manifest(_Strict):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_vad.data.preprocess import InputSpec, preprocess
+from edge_vad.data.preprocess import FramePreprocessor, InputSpec
 from edge_vad.runtime.backends import Backend, create_backend
 from edge_vad.runtime.bundle import Bundle
 from edge_vad.scoring.streaming import Calibration, StreamingScorer
@@ -27,12 +27,16 @@ class StepResult:
 
 
 class CameraStream:
-    def __init__(self, bundle: Bundle, backend: Backend | None = None, threads: int | None = None):
+    def __init__(self, bundle: Bundle, backend: Backend | None = None, threads: int | None = None,
+                 backend_options: dict | None = None):
         m = bundle.manifest
         self.bundle = bundle
         self.spec = InputSpec(**m.input.model_dump())
+        self.preprocess = FramePreprocessor(self.spec)
+        # device / build_plan come from the bundle; backend_options (a profile's device, cache dir) override them.
+        options = {"device": m.target.device, "build_plan": m.target.build_plan, **(backend_options or {})}
         self.backend = backend or create_backend(
-            m.target.backend, bundle.graph_path, providers=m.target.providers or None, threads=threads
+            m.target.backend, bundle.graph_path, providers=m.target.providers or None, threads=threads, **options
         )
         self.graph = m.graph
         self.calibration = Calibration.from_dict(m.score.calibration)
@@ -47,14 +51,18 @@ class CameraStream:
         }
         self.index = 0
         self.scorer.reset()
+        self.preprocess.reset()
 
     @property
     def threshold(self) -> float:
         return self.calibration.threshold
 
     def step(self, frame_bgr: np.ndarray) -> StepResult:
-        x = preprocess(frame_bgr, self.spec)[None]
+        x = self.preprocess(frame_bgr)[None]
         out = self.backend.run({self.graph.frame_input: x, **self.state})
+        return self._finish(out)
+
+    def _finish(self, out: dict[str, np.ndarray]) -> StepResult:
         for s in self.bundle.manifest.state:
             self.state[s.input] = out[s.output]
         index = self.index
@@ -64,3 +72,43 @@ class CameraStream:
             return StepResult(index, math.nan, math.nan, None)
         error_map = out[self.graph.error_map_output][0, 0]
         return StepResult(index, float(out[self.graph.error_output][0]), self.scorer(error_map), error_map)
+
+    # -- persistence: the daemon snapshots this so a restart does not forget the scene
+
+    def get_state(self) -> dict:
+        return {"state": {k: v.copy() for k, v in self.state.items()}, "index": self.index,
+                "ema": self.scorer._ema}
+
+    def set_state(self, snapshot: dict) -> None:
+        expected = {s.input: (1, *s.shape) for s in self.bundle.manifest.state}
+        state = snapshot["state"]
+        if set(state) != set(expected) or any(tuple(state[k].shape) != v for k, v in expected.items()):
+            raise ValueError("state snapshot does not fit this bundle's state tensors")
+        self.state = {k: np.asarray(state[k], dtype=np.float32) for k in expected}
+        self.index = int(snapshot["index"])
+        ema = snapshot.get("ema")
+        self.scorer._ema = None if ema is None else float(ema)
+
+    @property
+    def batchable(self) -> bool:
+        """The graph takes a batch of cameras at once (dynamic first axis)."""
+        return all(isinstance(t.shape[0], str) for t in self.graph.inputs) if self.graph.inputs else False
+
+
+def step_batch(streams: list["CameraStream"], frames: list[np.ndarray]) -> list[StepResult]:
+    """One backend call for several cameras that share a backend and a batchable graph.
+
+    Each camera keeps its own state and scorer; the result is what ``step``
+    would give camera by camera.
+    """
+    if len(streams) == 1:
+        return [streams[0].step(frames[0])]
+    first = streams[0]
+    if not first.batchable or any(s.backend is not first.backend for s in streams):
+        return [s.step(f) for s, f in zip(streams, frames)]
+    x = np.concatenate([s.preprocess(f)[None] for s, f in zip(streams, frames)])
+    inputs = {first.graph.frame_input: x}
+    for name in first.state:
+        inputs[name] = np.concatenate([s.state[name] for s in streams])
+    out = first.backend.run(inputs)
+    return [s._finish({k: v[i:i + 1] for k, v in out.items()}) for i, s in enumerate(streams)]

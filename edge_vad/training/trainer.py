@@ -117,7 +117,7 @@ def train(
     spec = model.input_spec(fps=source["fps"])
     held = holdout_blocks(len(pixels), holdout)
     segments = split_segments(len(pixels), held)
-    if not held or min(b - a for a, b in held) < model.clip_length + 5 or sum(b - a for a, b in segments) < model.clip_length * 3:
+    if not held or min(b - a for a, b in held) < model.clip_length + 5 or sum(b - a for a, b in segments) < model.train_clip_length * 3:
         raise EdgeVadError(
             f"{data}: {len(pixels)} frames are too few to train {model_name} and hold out {holdout:.0%} "
             f"(3 blocks of at least {model.clip_length + 5} frames) for calibration"
@@ -136,7 +136,7 @@ def train(
         ckpt_io.load_optimizer_state(out, optimizers, info)
         log(f"resuming {out} at epoch {start_epoch}/{config['epochs']}")
 
-    dataset = ClipDataset(train_px, model.clip_length, config.get("strides", (1,)))
+    dataset = ClipDataset(train_px, model.train_clip_length, config.get("strides", (1,)))
     base_info = {
         "format": 1,
         "model": model_name,
@@ -169,6 +169,10 @@ def train(
         ckpt_io.save_checkpoint(out, model, {**base_info, "epoch": epoch + 1, "history": history, "state": "training"}, optimizers)
 
     model.eval()
+    # Models whose paper score is normalised with training statistics (hf2vad's z-scores) fit them here.
+    fit_stats = getattr(model, "fit_training_statistics", None)
+    if fit_stats is not None:
+        fit_stats(dataset)
     calib = calibrate(model, hold_px, config, target_far, source)
     ckpt_io.atomic_write_text(out / ckpt_io.CALIBRATION, json.dumps(calib.to_dict(), indent=2))
     info = {**base_info, "epoch": config["epochs"], "history": history, "state": "done"}

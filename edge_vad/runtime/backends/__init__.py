@@ -22,6 +22,8 @@ class Backend(Protocol):
 
 _BACKENDS = {
     "onnxruntime": "edge_vad.runtime.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "edge_vad.runtime.backends.openvino:OpenVinoBackend",
+    "tensorrt": "edge_vad.runtime.backends.tensorrt:TensorRtBackend",
 }
 
 

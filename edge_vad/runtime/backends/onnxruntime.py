@@ -14,7 +14,8 @@ from edge_vad.errors import EdgeVadError
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(self, model_path: Path, providers: list[str] | None = None, threads: int | None = None, **_ignored):
+        # **_ignored: options meant for other backends (device, cache_dir) when chosen by a profile.
         available = ort.get_available_providers()
         providers = providers or ["CPUExecutionProvider"]
         missing = [p for p in providers if p not in available]

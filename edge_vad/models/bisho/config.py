@@ -1,0 +1,58 @@
+"""Presets of the bi-directional SHO-ConvLSTM predictor (Shen, Ouyang, Sanchez 2022).
+
+``paper`` is the published setting: 192×192 in [−1, 1], the dataset's colour
+(vtest is RGB), T = 9 input frames, each predicting the frame n = 7 later,
+score from the 5th prediction by MAE; 3×3 Conv/Deconv/attention, 5×5
+ConvLSTM/SHO-ConvLSTM kernels, LeakyReLU, batch norm after Conv/Deconv, Adam
+5e-4, loss SSIM + λ·Gaussian-filtered L1 with λ = 1. The paper gives no channel
+widths; 32/64/128 is our choice.
+
+``edge`` keeps the topology and the temporal design (T, n, score index) and
+shrinks the rest so that one camera scores in real time on two CPU cores and
+training fits well inside 25 min on one core: 64×64 gray, 8/16/32 channels,
+3×3 recurrent kernels, 6 epochs (see README.md for the numbers).
+
+``bidirectional`` / ``sho`` / ``attention`` are the ablation switches of the
+paper's Table 2.
+"""
+
+from __future__ import annotations
+
+from edge_vad.models.registry import ModelEntry, register_model
+
+_COMMON = {
+    "T": 9,
+    "n": 7,
+    "score_index": 5,
+    "bidirectional": True,
+    "sho": True,
+    "attention": True,
+    "conv_kernel": 3,
+    "leaky_slope": 0.2,
+    "lambda_l1": 1.0,
+    "lr": 5e-4,
+    "batch_size": 4,
+    "strides": [1],
+    # Streaming score (edge_vad.scoring.streaming): MAE map pooled on a grid,
+    # z-scored per cell against held-out normal frames.
+    "score_grid": 12,
+    "score_topk": 2,
+    "score_ema": 0.5,
+}
+
+PRESETS = {
+    "paper": {**_COMMON, "size": 192, "color": "rgb", "hidden": [32, 64, 128], "lstm_kernel": 5, "epochs": 60},
+    "edge": {**_COMMON, "size": 64, "color": "gray", "hidden": [8, 16, 32], "lstm_kernel": 3, "epochs": 6},
+}
+
+ENTRY = register_model(
+    ModelEntry(
+        name="bisho",
+        summary="Bi-directional ConvLSTM-AE predictor with SHO-ConvLSTM and attention (Shen et al. 2022)",
+        paper="papers/bisho_convlstm_memory_exchange.txt",
+        presets=PRESETS,
+        torch_module="edge_vad.models.bisho.model",
+        tags=("recurrent", "prediction"),
+        test_overrides={"size": 32, "hidden": [4, 4, 4], "lstm_kernel": 3},
+    )
+)

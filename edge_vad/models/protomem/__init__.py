@@ -1,0 +1,1 @@
+"""Prototype-guided memory, two-branch auto-encoder (Lai, Han, Wang 2021)."""

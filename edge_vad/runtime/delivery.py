@@ -1,0 +1,206 @@
+"""Deliver the outbox to the broker, in order, whatever the network does.
+
+One sender thread walks the outbox oldest-first and publishes each row at QoS 1;
+a row is deleted when its PUBACK arrives. After every (re)connection the walk
+restarts from the oldest row still stored, so rows sent on a dead connection
+are sent again and nothing overtakes an older message. paho's own re-send
+queue is emptied on connect (``drop_out_messages``) because it would replay
+old messages after, not before, what the sender has already queued.
+
+The daemon starts even while the broker is down or refuses it (wrong password,
+bad certificate): the reason is logged and exposed in the stats, the client
+keeps retrying with backoff, and alerts wait on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+import uuid
+from collections import deque
+
+from edge_vad.runtime.config import BrokerConfig
+from edge_vad.runtime.outbox import Outbox
+
+log = logging.getLogger("edge_vad.delivery")
+
+ONLINE, OFFLINE = b"online", b"offline"
+
+
+class DurablePublisher:
+    def __init__(self, broker: BrokerConfig, availability_topic: str, outbox: Outbox, window: int = 32):
+        self.broker = broker
+        self.availability_topic = availability_topic
+        self.outbox = outbox
+        self.window = window  # un-acknowledged messages on the wire at once
+        self.client_id = broker.client_id or f"edge-vad-{uuid.uuid4().hex[:10]}"
+        self.connected = False
+        self.reconnects = 0
+        self.acknowledged = 0
+        self.last_error: str | None = None
+        self._gen = 0  # bumped by every successful CONNACK
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._acks: deque[tuple[int, int]] = deque()  # (generation, mid) from the network thread
+        self._stop = threading.Event()
+        self._client = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> "DurablePublisher":
+        import paho.mqtt.client as mqtt
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True,
+                             protocol=mqtt.MQTTv311)
+        if self.broker.username:
+            password = self.broker.password()
+            client.username_pw_set(self.broker.username, password.get_secret_value() if password else None)
+        if self.broker.tls is not None:
+            tls = self.broker.tls
+            client.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                           certfile=str(tls.cert_file) if tls.cert_file else None,
+                           keyfile=str(tls.key_file) if tls.key_file else None,
+                           cert_reqs=ssl.CERT_REQUIRED)
+            if tls.insecure:
+                client.tls_insecure_set(True)
+        client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(max(1, int(self.broker.reconnect_min_s)), max(1, int(self.broker.reconnect_max_s)))
+        # The sender bounds the window itself; paho's limit would hold messages
+        # in its own queue, where a reconnect reorders them.
+        client.max_inflight_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        # connect_async: an unreachable broker at boot is an outage like any other, not a crash.
+        client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="edge-vad-sender", daemon=True)
+        self._thread.start()
+        return self
+
+    def enqueue(self, topic: str, payload: bytes, retain: bool = False, event: dict | None = None) -> int:
+        seq = self.outbox.put(topic, payload, retain, event)
+        self._wake.set()
+        return seq
+
+    def publish_volatile(self, topic: str, payload: bytes, retain: bool = False, qos: int = 0) -> bool:
+        """Best-effort messages (scores, stats): sent only while connected, never stored."""
+        if not self.connected or self._client is None:
+            return False
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+        return True
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (everything acknowledged); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.outbox.depth():
+            if time.monotonic() >= deadline:
+                return False
+            self._wake.set()
+            time.sleep(0.02)
+        return True
+
+    def stop(self, drain_timeout: float = 5.0) -> None:
+        if self._client is None:
+            return
+        if self.connected:
+            self.drain(drain_timeout)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        client, self._client = self._client, None
+        if self.connected:
+            info = client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(2)
+            except (RuntimeError, ValueError):
+                pass
+        left = self.outbox.depth()
+        if left:
+            log.warning("stopping with %d message(s) not yet acknowledged; they stay in %s and go out on the "
+                        "next start", left, self.outbox.path)
+        client.disconnect()
+        client.loop_stop()
+        self.connected = False
+
+    # -- sender thread
+
+    def _run(self) -> None:
+        inflight: dict[int, int] = {}  # mid -> seq, for the current connection
+        gen = -1
+        cursor = 0
+        while not self._stop.is_set():
+            self._wake.wait(0.25)
+            self._wake.clear()
+            done = []
+            while self._acks:
+                g, mid = self._acks.popleft()
+                if g == gen and mid in inflight:
+                    done.append(inflight.pop(mid))
+            if done:
+                self.outbox.remove(done)
+                self.acknowledged += len(done)
+            with self._lock:
+                if not self.connected or self._client is None:
+                    continue
+                if gen != self._gen:
+                    # A new connection: whatever was in flight may or may not have
+                    # arrived; start again from the oldest stored row.
+                    gen, cursor = self._gen, 0
+                    inflight.clear()
+                    self._client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+                room = self.window - len(inflight)
+                if room <= 0:
+                    continue
+                for row in self.outbox.after(cursor, room):
+                    info = self._client.publish(row.topic, row.payload, qos=1, retain=row.retain)
+                    inflight[info.mid] = row.seq
+                    cursor = row.seq
+
+    # -- paho callbacks (network thread)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            # Bad credentials or not authorised: say so once per distinct reason, keep retrying.
+            reason = f"broker {self.broker} refused the connection: {reason_code}"
+            if reason != self.last_error:
+                hint = " (check broker.username and the password file/variable)" if "authori" in str(
+                    reason_code).lower() or "password" in str(reason_code).lower() else ""
+                log.error("%s%s; retrying", reason, hint)
+            self.last_error = reason
+            return
+        with self._lock:
+            client.drop_out_messages()
+            self._gen += 1
+            if self._gen > 1:
+                self.reconnects += 1
+            self.connected = True
+        if self.last_error or self._gen > 1:
+            log.warning("connected to MQTT broker %s (connection %d); re-sending %d stored message(s)",
+                        self.broker, self._gen, self.outbox.depth())
+        else:
+            log.info("connected to MQTT broker %s as %s", self.broker, self.client_id)
+        self.last_error = None
+        self._wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        reason = f"cannot reach MQTT broker {self.broker} (down, unreachable, or TLS handshake failed)"
+        if reason != self.last_error:
+            log.error("%s; retrying", reason)
+        self.last_error = reason
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self.connected
+        self.connected = False
+        if was and not self._stop.is_set():
+            log.warning("lost MQTT broker %s (%s); alerts wait in the outbox", self.broker, reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._acks.append((self._gen, mid))
+        self._wake.set()

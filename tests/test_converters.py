@@ -1,0 +1,323 @@
+"""Every registered model × every target of converters/targets.py, converted for real.
+
+Generated from both registries: a new model or target is covered without new
+test code.  Targets this machine can run (ONNX Runtime CPU, OpenVINO CPU) are
+converted at every precision and verified with their own backend; TensorRT
+targets are converted to their full bundle (ONNX + build plan, engine built
+on the device) and their engine tests run only where a GPU and TensorRT exist.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from converters.targets import TARGETS
+from edge_vad.errors import EdgeVadError, MissingDependency
+from edge_vad.models import get_model, list_models
+from helpers import REPO, need_vtest, write_clip
+
+pytestmark = pytest.mark.slow
+MODELS = list_models()
+QUIET = dict(log=lambda *a: None)
+
+
+REFERENCE = "stconvlstm" if "stconvlstm" in MODELS else MODELS[0]
+
+
+def _cases():
+    """Every model × every target runnable here (default precision and INT8); the reference model
+    also on the targets that only build here (TensorRT: ONNX + plan, engine on the device)."""
+    for model in MODELS:
+        for name, t in TARGETS.items():
+            ok, why = t.runnable_here()
+            if ok:
+                for prec in dict.fromkeys([t.precisions[0], "int8"]):
+                    if prec in t.precisions:
+                        yield pytest.param(model, name, prec, id=f"{model}-{name}-{prec}")
+            elif model == REFERENCE and t.backend != "openvino":
+                yield pytest.param(model, name, t.precisions[0], id=f"{model}-{name}-{t.precisions[0]}")
+            elif model == REFERENCE:
+                yield pytest.param(model, name, t.precisions[0], id=f"{model}-{name}-{t.precisions[0]}",
+                                   marks=pytest.mark.skip(reason=why))
+
+
+_CKPTS: dict = {}
+
+
+def _train(name, tmp_path_factory):
+    from edge_vad.training.trainer import train
+
+    if name not in _CKPTS:
+        out = tmp_path_factory.mktemp(f"ckpt-{name}")
+        train(name, "edge", need_vtest(), out, frames="0:240", epochs=1, overrides=get_model(name).test_overrides, **QUIET)
+        _CKPTS[name] = (name, out)
+    return _CKPTS[name]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The reference model, tiny, for the tests of one conversion feature each."""
+    return _train(REFERENCE, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def val_clip(tmp_path_factory):
+    """A short labelled clip with both classes, cut from the shipped demo clip."""
+    from edge_vad.data.frames import read_frames
+
+    demo = REPO / "edge_vad/assets/demo"
+    y = np.load(demo / "vtest_anomalies_demo.labels.npy")
+    first = int(np.argmax(y > 0))
+    a, b = max(0, first - 50), first + 30
+    d = tmp_path_factory.mktemp("val")
+    write_clip(d / "val.avi", list(read_frames(demo / "vtest_anomalies_demo.avi", a, b)))
+    np.save(d / "val.npy", y[a:b])
+    assert 0 < y[a:b].sum() < b - a
+    return d / "val.avi", d / "val.npy"
+
+
+_BUNDLES: dict = {}
+
+
+def _convert(trained, target, precision, tmp_path_factory, **kw):
+    from converters import convert
+
+    key = (trained[0], target, precision)
+    if key not in _BUNDLES:
+        out = tmp_path_factory.mktemp(f"b-{target}-{precision}") / "bundle"
+        _BUNDLES[key] = (out, convert(trained[1], target, out, precision=precision, threads=1, **QUIET, **kw))
+    return _BUNDLES[key]
+
+
+@pytest.mark.parametrize("model,target,precision", list(_cases()))
+def test_convert_every_model_to_every_target(model, target, precision, tmp_path_factory):
+    from edge_vad.runtime.bundle import load_bundle
+
+    out, m = _convert(_train(model, tmp_path_factory), target, precision, tmp_path_factory)
+    t = TARGETS[target]
+    b = load_bundle(out)
+    assert b.manifest.target.name == target and b.manifest.target.precision == precision
+    assert b.manifest.graph.precision == precision
+    verify = json.loads((out / "verify.json").read_text())
+    assert verify["parity"]["passed"] and verify["parity"]["score_correlation"] > 0.9
+    if t.graph_format == "openvino-ir":
+        assert {"model.xml", "model.bin"} <= set(b.manifest.files) and b.manifest.graph.format == "openvino-ir"
+    else:
+        import onnx
+
+        g = onnx.load(str(out / "model.onnx"))
+        assert [i.name for i in g.graph.input][0] == "frame"
+        assert g.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # cameras share one call
+    if t.builds_on_device:
+        plan = json.loads((out / "engine_plan.json").read_text())
+        assert plan["precision"] == precision and plan["onnx"] == "model.onnx"
+        assert "engine_plan.json" in b.manifest.files and b.manifest.target.build_plan == "engine_plan.json"
+    if t.runnable_here()[0] and not t.builds_on_device:
+        assert verify["verified_on"] == target  # verified with the target's own backend
+
+
+@pytest.mark.parametrize("target", [n for n, t in TARGETS.items() if t.runnable_here()[0] and "int8" in t.precisions])
+def test_int8_bundle_runs_in_the_runtime_and_tracks_fp32(trained, target, tmp_path_factory):
+    """INT8 streamed through CameraStream follows the FP32 bundle's score frame by frame."""
+    from edge_vad.evaluation.scorers import score_bundle
+
+    fp32, _ = _convert(trained, target, "fp32", tmp_path_factory)
+    int8, _ = _convert(trained, target, "int8", tmp_path_factory)
+    a = score_bundle(fp32, need_vtest(), (500, 540))
+    b = score_bundle(int8, need_vtest(), (500, 540))
+    w = a.warmup
+    assert np.corrcoef(a.stream[w:], b.stream[w:])[0, 1] > 0.9
+    assert np.median(np.abs(a.errors[w:] - b.errors[w:]) / a.errors[w:]) < 0.05
+
+
+def test_qdq_graph_is_symmetric_per_channel(trained, tmp_path_factory):
+    import onnx
+    from onnx import numpy_helper
+
+    out, _ = _convert(trained, "cpu", "int8", tmp_path_factory)
+    g = onnx.load(str(out / "model.onnx")).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    dq = [n for n in g.node if n.op_type == "DequantizeLinear"]
+    weights = [n for n in dq if n.input[0] in inits and inits[n.input[0]].dtype == np.int8]
+    assert weights, "convolution weights are stored as int8"
+    def axis(n):
+        return next((a.i for a in n.attribute if a.name == "axis"), 1)
+
+    kernels = [n for n in weights if inits[n.input[0]].ndim == 4]
+    # One scale per output channel (axis 0 for Conv, 1 for ConvTranspose).
+    assert all(inits[n.input[1]].size == inits[n.input[0]].shape[axis(n)] for n in kernels), "per-channel scales"
+    assert any(inits[n.input[1]].size > 1 for n in kernels)
+    zps = [inits[n.input[2]] for n in dq if len(n.input) > 2 and n.input[2] in inits]
+    assert zps and all(np.all(z == 0) for z in zps), "symmetric: zero points are 0"
+    quantized = {n.op_type for n in g.node if any(i.endswith("DequantizeLinear") or "_DequantizeLinear" in i for i in n.input)}
+    assert "Sigmoid" not in quantized and "Tanh" not in quantized  # recurrent gates stay float
+    report = json.loads((out / "verify.json").read_text())["quantization"]
+    assert report["format"] == "QDQ" and report["calibration_samples"] >= 16
+
+
+def test_auc_gate_fails_over_tolerance_and_can_be_overridden(trained, val_clip, tmp_path):
+    from converters import convert
+
+    video, labels = val_clip
+    # A negative tolerance cannot be met: the gate must refuse with the numbers.
+    with pytest.raises(EdgeVadError, match=r"(?s)loses more than -1.0 AUC.*AUC FAIL.*stream") as exc:
+        convert(trained[1], "cpu", tmp_path / "refused", precision="int8", val_video=video, val_labels=labels,
+                auc_tolerance=-1.0, threads=1, **QUIET)
+    assert not (tmp_path / "refused").exists()
+    lines = []
+    m = convert(trained[1], "cpu", tmp_path / "kept", precision="int8", val_video=video, val_labels=labels,
+                auc_tolerance=-1.0, accept_accuracy_drop=True, threads=1, log=lines.append)
+    verify = json.loads((tmp_path / "kept" / "verify.json").read_text())
+    auc = verify["auc"]
+    assert auc["accepted_by_user"] and not auc["passed"]
+    assert set(auc["pytorch"]) == {"auc_stream", "auc_offline"} and 0 <= auc["converted"]["auc_stream"] <= 1
+    assert auc["drop"]["auc_stream"] == pytest.approx(auc["pytorch"]["auc_stream"] - auc["converted"]["auc_stream"])
+    assert any(line.startswith("AUC ACCEPTED") for line in lines), "the CLI prints the gate's numbers"
+    assert m.verify["auc_passed"] is False
+
+
+def test_fp32_auc_equals_pytorch(trained, val_clip, tmp_path):
+    from converters import convert
+
+    video, labels = val_clip
+    convert(trained[1], "openvino-cpu", tmp_path / "b", precision="fp32", val_video=video, val_labels=labels, threads=1, **QUIET)
+    auc = json.loads((tmp_path / "b" / "verify.json").read_text())["auc"]
+    assert auc["passed"] and abs(auc["drop"]["auc_stream"]) < 1e-3
+
+
+def test_calibration_warns_on_too_few_frames(tmp_path):
+    from converters.calib_data import load_calib_frames
+    from edge_vad.data.frames import read_frames
+    from edge_vad.data.preprocess import InputSpec
+
+    clip = write_clip(tmp_path / "few.avi", list(read_frames(need_vtest(), 0, 10)))
+    with pytest.warns(UserWarning, match="only 10 calibration frames"):
+        frames = load_calib_frames(clip, InputSpec("gray", 32, 32))
+    assert frames.shape == (10, 1, 32, 32)
+
+
+def test_bad_target_or_precision_fails_up_front(trained, tmp_path):
+    from converters import convert
+
+    with pytest.raises(EdgeVadError, match="unknown target 'jetsn'"):
+        convert(trained[1], "jetsn", tmp_path / "x", **QUIET)
+    with pytest.raises(EdgeVadError, match="does not support precision 'fp32'"):
+        convert(trained[1], "openvino-npu", tmp_path / "x", precision="fp32", **QUIET)
+    with pytest.raises(EdgeVadError, match="--val-video and --val-labels go together"):
+        convert(trained[1], "cpu", tmp_path / "x", val_video=tmp_path, **QUIET)
+
+
+def test_old_schema1_manifest_still_loads(trained, tmp_path_factory, tmp_path):
+    """Bundles written before target.device / build_plan / graph.format existed keep loading."""
+    import shutil
+
+    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.manifest import MANIFEST
+
+    out, _ = _convert(trained, "cpu", "fp32", tmp_path_factory)
+    copy = tmp_path / "old"
+    shutil.copytree(out, copy)
+    raw = json.loads((copy / MANIFEST).read_text())
+    for key in ("device", "build_plan"):
+        raw["target"].pop(key)
+    raw["graph"].pop("format")
+    (copy / MANIFEST).write_text(json.dumps(raw))
+    b = load_bundle(copy)
+    assert b.manifest.target.device is None and b.manifest.graph.format == "onnx"
+
+
+def test_tensorrt_bundle_without_tensorrt_says_engine_builds_on_device(trained, tmp_path):
+    from converters import convert
+    from edge_vad.runtime.backends.tensorrt_engine import gpu_available
+
+    if gpu_available()[0]:
+        pytest.skip("this machine builds the engine itself")
+    lines = []
+    convert(trained[1], "jetson", tmp_path / "j", precision="int8", threads=1, log=lines.append)
+    assert any("engine will be built on the device" in line for line in lines)
+    plan = json.loads((tmp_path / "j" / "engine_plan.json").read_text())
+    assert plan["int8_mode"] == "qdq"
+
+
+def test_missing_backend_package_names_the_install_command(trained, tmp_path_factory):
+    import importlib.util
+
+    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.stream import CameraStream
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here")
+    out, _ = _convert(trained, "jetson", "fp16", tmp_path_factory)
+    with pytest.raises(MissingDependency, match=r"pip install 'edge-vad\[tensorrt\]'"):
+        CameraStream(load_bundle(out))
+
+
+def test_package_assembles_bundle_profile_firmware_and_installer(trained, tmp_path_factory, tmp_path):
+    import subprocess
+
+    from converters.package import package
+
+    out, _ = _convert(trained, "cpu", "int8", tmp_path_factory)
+    archive = package(out, "rpi5", tmp_path / "deploy.tar.gz", **QUIET)
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        tar.extractall(tmp_path / "x", filter="data")
+    root = tmp_path / "x" / "deploy"
+    for rel in ("bundle/manifest.json", "bundle/model.onnx", "profile.yaml", "install.sh",
+                "firmware/systemd/edge-vad.service", "firmware/mosquitto/edge-vad.conf",
+                "firmware/rpi/config.txt", "firmware/udev/99-edge-vad-cameras.rules"):
+        assert f"deploy/{rel}" in names, rel
+    assert not any("/firmware/jetson" in n for n in names)
+    script = root / "install.sh"
+    assert script.stat().st_mode & 0o111
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+    assert "dtoverlay=imx708" in (root / "firmware/rpi/config.txt").read_text()
+    from edge_vad.runtime.bundle import load_bundle
+
+    load_bundle(root / "bundle")  # checksums survive the archive
+    with pytest.raises(EdgeVadError, match="runs 'tensorrt'"):
+        package(out, "jetson-orin-nano", tmp_path / "wrong.tar.gz", **QUIET)
+
+
+def test_bench_prints_a_row_per_target(trained, val_clip, tmp_path):
+    from converters.bench import bench, format_table
+
+    video, labels = val_clip
+    rows = bench(trained[1], tmp_path, targets=["cpu", "openvino-cpu", "jetson"], precisions=["fp32"],
+                 val_video=video, val_labels=labels, threads=1, frames=5, **QUIET)
+    table = format_table(rows)
+    assert table.splitlines()[0] == "| target | precision | status | size MB | AUC | ms/frame | FPS |"
+    by = {(r.target, r.precision): r for r in rows}
+    for t in ("cpu", "openvino-cpu"):
+        r = by[(t, "fp32")]
+        assert r.status == "ok" and r.ms > 0 and r.size_mb > 0 and 0 <= r.auc <= 1
+    assert by[("jetson", "fp32")].status.startswith("skipped") or by[("jetson", "fp32")].status == "ok"
+
+
+# --- TensorRT on a real GPU (skipped, not faked, elsewhere) ----------------------------------
+
+@pytest.mark.gpu
+def test_tensorrt_engine_builds_caches_and_matches_pytorch(trained, tmp_path):
+    from edge_vad.runtime.backends.tensorrt_engine import gpu_available
+
+    ok, why = gpu_available()
+    if not ok:
+        pytest.skip(why)
+    import os
+
+    from converters import convert
+    from edge_vad.runtime.backends.tensorrt import TensorRtBackend
+
+    os.environ["EDGE_VAD_CACHE"] = str(tmp_path / "cache")
+    lines = []
+    m = convert(trained[1], "tensorrt", tmp_path / "t", precision="fp16", threads=1, log=lines.append)
+    assert any("engine built and cached" in line for line in lines)
+    backend = TensorRtBackend(tmp_path / "t" / "model.onnx", cache_dir=tmp_path / "engines", log=lines.append)
+    again = TensorRtBackend(tmp_path / "t" / "model.onnx", cache_dir=tmp_path / "engines", build=False)
+    x = {"frame": np.random.rand(2, *m.graph.inputs[0].shape[1:]).astype(np.float32),
+         "frames": np.random.rand(2, *m.graph.inputs[1].shape[1:]).astype(np.float32)}
+    np.testing.assert_allclose(backend.run(x)["error"], again.run(x)["error"], rtol=1e-3)

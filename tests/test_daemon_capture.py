@@ -1,0 +1,182 @@
+"""Cameras that fail, frames that are broken, and a source faster than the model."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+
+from daemon_helpers import FrameReader, make_config, rss_mb, vtest_frames
+from helpers import free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class MjpegCamera:
+    """An IP camera: MJPEG over HTTP, as many cheap cameras serve it; can be unplugged."""
+
+    def __init__(self, frames, fps: float = 20.0):
+        self.jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames]
+        self.interval = 1.0 / fps
+        self.port = free_port()
+        self.server = None
+
+    def start(self):
+        cam = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                try:
+                    while not self.server.unplugged:
+                        jpg = cam.jpegs[i % len(cam.jpegs)]
+                        i += 1
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                         % len(jpg) + jpg + b"\r\n")
+                        time.sleep(cam.interval)
+                except OSError:
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.unplugged = False
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def unplug(self):
+        self.server.unplugged = True
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+
+def _run(daemon):
+    thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_camera_lost_and_back_is_reconnected_and_state_reset(daemon_bundle, mosquitto, tmp_path):
+    from edge_vad.runtime.daemon import Daemon
+
+    camera = MjpegCamera([cv2.resize(f, (320, 240)) for f in vtest_frames(0, 30)])
+    camera.start()
+    steps = []
+    cfg = make_config(tmp_path, mosquitto, [{"name": "ipcam", "source": camera.url, "bundle": str(daemon_bundle),
+                                             "reconnect_min_s": 0.3, "reconnect_max_s": 1.0,
+                                             "reset_after_gap_s": 1.0}])
+    daemon = Daemon(cfg, on_step=lambda cam, r: steps.append(r.index))
+    thread = _run(daemon)
+    cam = daemon.cameras[0]
+    try:
+        assert wait_until(lambda: len(steps) >= 15, 20)
+        camera.unplug()
+        assert wait_until(lambda: not cam.capture.connected, 10)
+        before = len(steps)
+        time.sleep(2.0)  # down for longer than reset_after_gap_s and a few backoff rounds
+        assert len(steps) == before, "nothing is scored while the camera is away"
+        camera.start()
+        assert wait_until(lambda: len(steps) >= before + 15, 20)
+    finally:
+        daemon.stop()
+        thread.join(20)
+    counters = cam.capture.counters
+    assert counters.reconnects >= 1 and counters.gaps >= 1 and counters.last_gap_s >= 2.0
+    # The model state restarted after the gap: the stream index went back to 0 and warmed up again.
+    restart = steps.index(0, 1)
+    assert restart >= 15 and steps[restart:restart + 10] == list(range(10))
+    assert not thread.is_alive()
+
+
+def test_corrupt_and_wrongly_sized_frames_are_skipped_and_counted(daemon_bundle, mosquitto, tmp_path):
+    from edge_vad.runtime.daemon import Daemon
+
+    good = vtest_frames(0, 40)
+    bad = [None, np.zeros((0, 0, 3), np.uint8), good[0].astype(np.float32), good[0][:100, :100],
+           np.zeros((576, 768, 5), np.uint8), "not an image", good[0][:, :, 0:2]]
+    frames = []
+    for i, f in enumerate(good):
+        frames.append(f)
+        if i % 5 == 2:
+            frames.append(bad[(i // 5) % len(bad)])
+    n_bad = len(frames) - len(good)
+    cfg = make_config(tmp_path, mosquitto, [{"name": "cam", "source": "in-process", "bundle": str(daemon_bundle)}])
+    steps = []
+    daemon = Daemon(cfg, sources={"cam": FrameReader(frames, clock_fps=10)}, on_step=lambda c, r: steps.append(r))
+    daemon.run(install_signals=False)
+    counters = daemon.cameras[0].capture.counters
+    assert counters.corrupt == n_bad == 8
+    assert len(steps) == len(good) and counters.captured == len(frames)
+    assert all(not np.isnan(s.score) for s in steps[daemon.cameras[0].stream.warmup:])
+
+
+class SlowDevice:
+    """The real backend, on a device that takes ``delay`` s longer per call (a Pi
+    running a bigger model): the daemon must keep a steady cadence anyway."""
+
+    def __init__(self, backend, delay: float):
+        self.backend, self.delay, self.name = backend, delay, backend.name
+
+    def run(self, inputs):
+        time.sleep(self.delay)
+        return self.backend.run(inputs)
+
+
+def test_source_faster_than_model_keeps_memory_bounded_cadence_steady_and_counts_skips(
+        daemon_bundle, mosquitto, tmp_path):
+    from edge_vad.runtime.daemon import Daemon
+
+    frames = vtest_frames(0, 20) * 12  # 240 full-size frames at 40 fps: 6 s, ~320 MB if they queued
+    cfg = make_config(tmp_path, mosquitto, [{"name": "fast", "source": "in-process", "bundle": str(daemon_bundle),
+                                             "realtime": True, "budget_ms": 400}])
+    stamps = []
+    daemon = Daemon(cfg, sources={"fast": FrameReader(frames, fps=40)})
+    cam = daemon.cameras[0]
+    cam.stream.backend = SlowDevice(cam.stream.backend, 0.14)  # model period 100 ms, step > 140 ms
+    original = cam.admit
+
+    def admit(ts):
+        ok = original(ts)
+        if ok:
+            stamps.append((ts, cam.stats.stride))
+        return ok
+
+    cam.admit = admit
+    rss = []
+    sampler_stop = threading.Event()
+
+    def sample():
+        while not sampler_stop.wait(0.2):
+            rss.append(rss_mb())
+
+    threading.Thread(target=sample, daemon=True).start()
+    start_rss = rss_mb()
+    daemon.run(install_signals=False)
+    sampler_stop.set()
+
+    stats, counters = cam.stats, cam.capture.counters
+    assert stats.stride == 2, "150 ms steps at a 100 ms model period: every second model frame"
+    assert max(rss) - start_rss < 100, f"memory grew {max(rss) - start_rss:.0f} MB"
+    # Every captured frame is accounted for: scored, resampled away, thinned for the budget, or dropped.
+    assert counters.captured == len(frames)
+    assert stats.processed + stats.skipped_rate + stats.skipped_cadence + counters.dropped == counters.captured
+    assert counters.dropped > 0 and stats.skipped_cadence > 0
+    # Once the cadence settled, frames reach the model a steady 200 ms apart (± one 25 ms source frame).
+    settled = [ts for ts, k in stamps if k == 2][1:]
+    gaps = np.diff(settled)
+    assert len(gaps) >= 10
+    assert np.all(np.abs(gaps - 0.2) <= 0.03), np.round(gaps, 3)
+    assert stats.percentile(99) < 400

@@ -1,0 +1,151 @@
+"""Device configs: every mistake reported with its YAML line and camera; bad bundles refused."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from edge_vad.errors import EdgeVadError
+from edge_vad.runtime.config import config_from_flags, parse_config, validate_file
+
+GOOD = """\
+device_id: box1
+broker:
+  host: 127.0.0.1
+  port: 1883
+cameras:
+  - name: door
+    source: rtsp://cam1/stream
+    bundle: /opt/bundle
+"""
+
+MISTAKES = """\
+device_id: box1
+broker:
+  host: 127.0.0.1
+  port: 99999
+  pasword_file: /etc/secret
+cameras:
+  - name: door
+    source: rtsp://cam1/stream
+    bundle: /opt/bundle
+    fps: -5
+  - name: yard
+    source: /dev/video0
+    bundle: /opt/bundle
+    roi: [10, 10, 0, 50]
+    treshold: 3.0
+  - name: bad/name
+    source: 0
+    bundle: /opt/bundle
+  - name: gate
+    source: 2
+    bundle: /opt/bundle
+    threshold: 1.0
+    end_threshold: 2.0
+outputs:
+  stats_interval_s: 0
+"""
+
+
+def test_good_config_parses_with_defaults():
+    cfg = parse_config(GOOD, "/etc/edge-vad/device.yaml")
+    assert cfg.device_id == "box1" and cfg.cameras[0].name == "door"
+    assert cfg.cameras[0].budget_ms is None and cfg.cameras[0].min_frames == 3
+    # Relative state dir resolves beside the config file.
+    assert str(cfg.state.dir) == "/etc/edge-vad/edge-vad-state"
+
+
+def test_every_mistake_is_reported_with_line_and_camera():
+    with pytest.raises(EdgeVadError) as info:
+        parse_config(MISTAKES, "device.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "device.yaml: 8 error(s)"
+    expected = [
+        "device.yaml:4: broker.port: Input should be less than 65536",
+        "device.yaml:5: broker.pasword_file: unknown key",
+        "device.yaml:10: cameras[0].fps (camera 'door'): Input should be greater than 0",
+        "device.yaml:14: cameras[1].roi (camera 'yard'): roi is [x, y, width, height]",
+        "device.yaml:15: cameras[1].treshold (camera 'yard'): unknown key",
+        "device.yaml:16: cameras[2].name (camera 'bad/name'): camera name must be letters",
+        "device.yaml:19: cameras[3] (camera 'gate'): end_threshold (2.0) must not exceed threshold (1.0)",
+        "device.yaml:25: outputs.stats_interval_s: Input should be greater than 0",
+    ]
+    body = "\n".join(lines[1:])
+    for e in expected:
+        assert e in body, f"missing {e!r} in:\n{body}"
+
+
+def test_yaml_syntax_error_names_the_line():
+    with pytest.raises(EdgeVadError, match=r"device.yaml:3: not valid YAML \(mapping values are not allowed"):
+        parse_config("device_id: a\ncameras:\n  - name: door: 2\n", "device.yaml")
+
+
+def test_duplicate_cameras_and_password_rules():
+    text = GOOD + "  - name: door\n    source: 1\n    bundle: /b\n"
+    with pytest.raises(EdgeVadError, match="repeated: door"):
+        parse_config(text, "d.yaml")
+    text = GOOD.replace("  port: 1883\n", "  port: 1883\n  password_env: X\n")
+    with pytest.raises(EdgeVadError, match=r"d.yaml:2: broker: a password needs a username"):
+        parse_config(text, "d.yaml")
+
+
+def test_password_comes_from_env_and_never_shows_in_config_repr(monkeypatch):
+    monkeypatch.setenv("EDGE_PW", "hunter2-secret")
+    text = GOOD.replace("  port: 1883\n", "  port: 1883\n  username: edge\n  password_env: EDGE_PW\n")
+    cfg = parse_config(text, "d.yaml")
+    assert cfg.broker.password().get_secret_value() == "hunter2-secret"
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.broker) and "hunter2" not in str(cfg.broker.password())
+    flags = config_from_flags("/b", "0", "cam", "mqtt://u:hunter2-secret@h:1", "t", "d", "/tmp/s", None)
+    assert flags.broker.password().get_secret_value() == "hunter2-secret"
+    assert "hunter2" not in repr(flags) and "hunter2" not in flags.model_dump_json()
+
+
+def test_validate_checks_bundles_profiles_and_files(tmp_path, daemon_bundle):
+    bad = tmp_path / "bad-bundle"
+    shutil.copytree(daemon_bundle, bad)
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(data))
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(f"""\
+device_id: box1
+cameras:
+  - name: good
+    source: rtsp://cam/1
+    bundle: {daemon_bundle}
+  - name: tampered
+    source: rtsp://cam/2
+    bundle: {bad}
+    profile: no-such-profile
+  - name: missing
+    source: nowhere.avi
+    bundle: {daemon_bundle}
+""")
+    with pytest.raises(EdgeVadError) as info:
+        validate_file(cfg)
+    msg = str(info.value)
+    assert f"{cfg}:8: cameras[1].bundle (camera 'tampered'): " in msg and "checksum mismatch" in msg
+    assert f"{cfg}:9: cameras[1].profile (camera 'tampered'): unknown profile 'no-such-profile'" in msg
+    assert f"{cfg}:11: cameras[2].source (camera 'missing'): " in msg and "no such video file" in msg
+    assert "camera 'good'" not in msg
+
+    # The daemon refuses to start on the tampered bundle, naming the camera.
+    from edge_vad.runtime.daemon import Daemon
+
+    text = cfg.read_text().replace("    profile: no-such-profile\n", "")
+    with pytest.raises(EdgeVadError, match=r"camera tampered: .*checksum mismatch"):
+        Daemon(parse_config(text, cfg))
+
+
+def test_cli_config_validate_prints_errors_and_exits_2(tmp_path):
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(MISTAKES)
+    proc = subprocess.run([sys.executable, "-m", "cli", "config", "validate", str(cfg)], capture_output=True,
+                          text=True, cwd=tmp_path, env={"PYTHONPATH": str(__import__("helpers").REPO), "PATH": ""})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{cfg}:15: cameras[1].treshold (camera 'yard'): unknown key" in proc.stderr
