@@ -12,7 +12,8 @@ from edge_vad.models.layers.sho_convlstm import SHOConvLSTMCell  # noqa: E402
 
 def _build(**over):
     entry = get_model("bisho")
-    cfg = {**entry.preset("edge"), **entry.test_overrides, **over}
+    # The paper's temporal design (T = 9, n = 7, 5th prediction) on the tiny network.
+    cfg = {**entry.preset("edge"), **entry.test_overrides, "T": 9, "n": 7, "score_index": 5, **over}
     torch.manual_seed(0)
     return entry.torch_side().build(cfg).eval()
 

@@ -30,6 +30,10 @@ class Calibration:
     target_far: float
     frames: int
     source: dict = field(default_factory=dict)
+    # How cell z-scores become one number: "topk" (mean of the k largest: peak
+    # intensity) or "sumpos" (sum of positive z: intensity times extent, which
+    # counts the long error streak a fast object leaves over the predicted frames).
+    agg: str = "topk"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,7 +68,7 @@ class StreamingScorer:
     def raw(self, error_map: np.ndarray) -> float:
         """Smoothed top-k cell z-score, before the final normalisation."""
         z = (cell_errors(error_map, self.calib.grid) - self._mean) * self._inv_std
-        s = _topk_mean(z, self.calib.topk)
+        s = float(np.maximum(z, 0.0).sum()) if self.calib.agg == "sumpos" else _topk_mean(z, self.calib.topk)
         a = self.calib.ema
         self._ema = s if self._ema is None else a * self._ema + (1.0 - a) * s
         return self._ema
@@ -80,6 +84,7 @@ def fit_calibration(
     ema: float,
     target_far: float = 0.01,
     source: dict | None = None,
+    agg: str = "topk",
 ) -> Calibration:
     """Fit the streaming score on error maps of held-out normal frames.
 
@@ -101,7 +106,10 @@ def fit_calibration(
     # (foliage, water) are still damped by their own larger spread.
     floor = float(np.quantile(std, 0.9))
     std = np.sqrt(std**2 + floor**2) + 1e-6
-    calib = Calibration(grid, topk, ema, mean.tolist(), std.tolist(), 0.0, 1.0, 0.0, target_far, int(maps.shape[0]), source or {})
+    if agg not in ("topk", "sumpos"):
+        raise ValueError(f"score aggregation must be 'topk' or 'sumpos', not {agg!r}")
+    calib = Calibration(grid, topk, ema, mean.tolist(), std.tolist(), 0.0, 1.0, 0.0, target_far,
+                        int(maps.shape[0]), source or {}, agg)
     scorer = StreamingScorer(calib)
     raw = []
     for run in runs:

@@ -130,6 +130,8 @@ def train(
     start_epoch, history = 0, []
     if resume:
         model, info = ckpt_io.load_model(out)
+        # The checkpoint's config may differ in "epochs" only; staged models schedule by it.
+        model.config.update(config)
         start_epoch, history = info["epoch"], info.get("history", [])
     optimizers = model.configure_optimizers()
     if resume:
@@ -181,6 +183,15 @@ def train(
     return info
 
 
+def _score_option(model, config: dict, key: str, default):
+    # Checkpoints older than a score option fall back to their preset's current value.
+    if key in config:
+        return config[key]
+    entry = get_model(model.name)
+    preset = next((p for p in entry.presets.values() if p.get("size") == config.get("size")), {})
+    return preset.get(key, default)
+
+
 def calibrate(model, hold_px: list[np.ndarray], config: dict, target_far: float, source: dict):
     maps = [score_frames(model, block)[1] for block in hold_px]
     return fit_calibration(
@@ -190,6 +201,7 @@ def calibrate(model, hold_px: list[np.ndarray], config: dict, target_far: float,
         ema=config["score_ema"],
         target_far=target_far,
         source={"path": source["path"], "frames": source["holdout"]},
+        agg=_score_option(model, config, "score_agg", "topk"),
     )
 
 
