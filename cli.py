@@ -39,7 +39,9 @@ def models_cmd():
     from edge_vad.models import entries
 
     for e in entries():
-        presets = ", ".join(f"{p} ({c['size']}px)" for p, c in e.presets.items())
+        # Square models give "size"; non-square ones (hf2vad keeps the camera's aspect) height × width.
+        presets = ", ".join(f"{p} ({c['size']}px)" if "size" in c else f"{p} ({c['height']}×{c['width']}px)"
+                            for p, c in e.presets.items())
         typer.echo(f"{e.name:12s} {e.summary}\n{'':12s} presets: {presets}")
 
 

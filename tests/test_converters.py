@@ -27,6 +27,10 @@ QUIET = dict(log=lambda *a: None)
 
 REFERENCE = "stconvlstm" if "stconvlstm" in MODELS else MODELS[0]
 
+# Known, open defect (issue 4): the INT8 bundles of these models fail the parity
+# check on the tiny test variant. strict=True: the day they pass, these marks must go.
+INT8_PARITY_OPEN = {"bisho", "hf2vad", "protomem"}
+
 
 def _cases():
     """Every model × every target runnable here (default precision and INT8); the reference model
@@ -37,7 +41,11 @@ def _cases():
             if ok:
                 for prec in dict.fromkeys([t.precisions[0], "int8"]):
                     if prec in t.precisions:
-                        yield pytest.param(model, name, prec, id=f"{model}-{name}-{prec}")
+                        marks = ()
+                        if prec == "int8" and model in INT8_PARITY_OPEN:
+                            marks = pytest.mark.xfail(strict=True, raises=EdgeVadError,
+                                                      reason="INT8 parity fails for this model (open, issue 4)")
+                        yield pytest.param(model, name, prec, id=f"{model}-{name}-{prec}", marks=marks)
             elif model == REFERENCE and t.backend != "openvino":
                 yield pytest.param(model, name, t.precisions[0], id=f"{model}-{name}-{t.precisions[0]}")
             elif model == REFERENCE:
