@@ -29,7 +29,7 @@ REFERENCE = "stconvlstm" if "stconvlstm" in MODELS else MODELS[0]
 
 # Known, open defect (issue 4): the INT8 bundles of these models fail the parity
 # check on the tiny test variant. strict=True: the day they pass, these marks must go.
-INT8_PARITY_OPEN = {"bisho", "hf2vad", "protomem"}
+INT8_PARITY_OPEN = {"hf2vad", "protomem"}
 
 
 def _cases():
