@@ -71,13 +71,18 @@ class VadModel(nn.Module):
         (discriminators, training stages) override this.
         """
         loss, logs = self.loss(clips)
+        self.optimize(loss, optimizers["main"])
+        return {"loss": float(loss.detach()), **logs}
+
+    @staticmethod
+    def optimize(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimiser step; a non-finite loss stops training (the trainer reports it) instead of
+        silently poisoning the weights."""
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()}; lower the learning rate")
-        opt = optimizers["main"]
-        opt.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()), **logs}
+        optimizer.step()
 
     def score_windows(self, clips: torch.Tensor) -> dict[str, torch.Tensor]:
         """clips B×L×C×H×W → {"error": B, "error_map": B×1×H×W}."""

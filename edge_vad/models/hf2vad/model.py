@@ -349,12 +349,7 @@ class HF2VAD(VadModel):
         loss, logs = self.loss(clips, stage)
         if loss is None:
             return {}
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()}; lower the learning rate")
-        opt = optimizers[{1: "memae", 2: "cvae", 3: "finetune"}[stage]]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize(loss, optimizers[{1: "memae", 2: "cvae", 3: "finetune"}[stage]])
         return {"loss": float(loss.detach()), "stage": float(stage), **logs}
 
     @torch.no_grad()

@@ -143,12 +143,7 @@ class ProtoMem(VadModel):
 
     def training_step(self, clips, optimizers, epoch):
         loss, logs, out = self._loss(clips)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()}; lower the learning rate")
-        opt = optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize(loss, optimizers["main"])
         with torch.no_grad():
             self.memory.copy_(mem.update(self.memory, out["q"].detach(), self.config["update_scope"]))
         return {"loss": float(loss.detach()), **logs}

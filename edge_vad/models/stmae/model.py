@@ -209,10 +209,7 @@ class STMAE(VadModel):
             l_a = (rec_a - frames).pow(2).mean()
             l_m = (rec_m - flows).pow(2).mean()
             loss = l_a + l_m
-            self._check(loss)
-            optimizers["ae"].zero_grad(set_to_none=True)
-            loss.backward()
-            optimizers["ae"].step()
+            self.optimize(loss, optimizers["ae"])
             return {"loss": float(loss.detach()), "denoise": float(l_a.detach()), "flow_rec": float(l_m.detach())}
 
         self._set_lr(optimizers, epoch)
@@ -221,23 +218,13 @@ class STMAE(VadModel):
         for p in list(self.app_ae.parameters()) + list(self.mot_ae.parameters()):
             p.requires_grad_(False)
         loss, logs, pred, target, za, zm = self.loss(clips)
-        self._check(loss)
-        optimizers["g"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["g"].step()
+        self.optimize(loss, optimizers["g"])
         self.spatial.write(za)
         self.temporal.write(zm)
         # Least-squares PatchGAN: real patches → 1, predicted → 0.
         l_d = 0.5 * ((self.disc(target) - 1).pow(2).mean() + self.disc(pred).pow(2).mean())
-        optimizers["d"].zero_grad(set_to_none=True)
-        l_d.backward()
-        optimizers["d"].step()
+        self.optimize(l_d, optimizers["d"])
         return {"loss": float(loss.detach()), "d": float(l_d.detach()), **logs}
-
-    @staticmethod
-    def _check(loss):
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()}; lower the learning rate")
 
     # --- scoring -----------------------------------------------------------------
     def score_windows(self, clips):
