@@ -113,9 +113,13 @@ def test_streaming_step_matches_windowed_scoring(trained, bundle):
     vtest = need_vtest()
     a = score_checkpoint(trained[1], vtest, (220, 240))
     b = score_bundle(bundle[0], vtest, (220, 240))
+    from converters.parity import FP32_TOLERANCE
+
     assert a.warmup == b.warmup
-    np.testing.assert_allclose(a.errors[a.warmup:], b.errors[b.warmup:], rtol=1e-4)
-    np.testing.assert_allclose(a.stream[a.warmup:], b.stream[b.warmup:], atol=1e-2)
+    # The same bar the converter sets for an FP32 bundle: float reordering between
+    # batched torch and ONNX Runtime moves log-based scores (PSNR) by ~1e-4.
+    np.testing.assert_allclose(a.errors[a.warmup:], b.errors[b.warmup:], rtol=FP32_TOLERANCE["rel_error"])
+    np.testing.assert_allclose(a.stream[a.warmup:], b.stream[b.warmup:], atol=FP32_TOLERANCE["score"])
 
 
 def test_daemon_publishes_events_to_a_real_broker(bundle, mosquitto, tmp_path):
