@@ -17,6 +17,11 @@ import cv2
 import numpy as np
 
 
+# What every model's streaming score starts from; a model's config overrides what
+# its error maps need (stmae scores the whole frame: grid 1).
+SCORE_DEFAULTS = {"score_grid": 12, "score_topk": 2, "score_ema": 0.5}
+
+
 @dataclass
 class Calibration:
     grid: int

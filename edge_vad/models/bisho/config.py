@@ -24,6 +24,7 @@ paper's Table 2.
 from __future__ import annotations
 
 from edge_vad.models.registry import ModelEntry, register_model
+from edge_vad.scoring.streaming import SCORE_DEFAULTS
 
 _COMMON = {
     "T": 9,
@@ -40,9 +41,7 @@ _COMMON = {
     "strides": [1],
     # Streaming score (edge_vad.scoring.streaming): MAE map pooled on a grid,
     # z-scored per cell against held-out normal frames.
-    "score_grid": 12,
-    "score_topk": 2,
-    "score_ema": 0.5,
+    **SCORE_DEFAULTS,
     # Sum of positive cell z-scores (intensity × extent) instead of the top-2 mean:
     # on validation footage (never the test set) it ranked injected anomalies better
     # (see README).

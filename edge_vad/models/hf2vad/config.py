@@ -15,6 +15,7 @@ runs in real time on two CPU cores (features_root 16 measured 3.8× slower).
 from __future__ import annotations
 
 from edge_vad.models.registry import ModelEntry, register_model
+from edge_vad.scoring.streaming import SCORE_DEFAULTS
 
 _COMMON = {
     "cube": 32,  # STC side, as published
@@ -34,9 +35,7 @@ _COMMON = {
     "stages": [0.4, 0.4],
     "strides": [1],
     # Streaming score (see edge_vad.scoring.streaming): grid over the painted object map.
-    "score_grid": 12,
-    "score_topk": 2,
-    "score_ema": 0.5,
+    **SCORE_DEFAULTS,
 }
 
 PRESETS = {

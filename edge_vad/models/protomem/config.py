@@ -14,6 +14,7 @@ few MB and training fits inside 25 min on one core (12 epochs).
 from __future__ import annotations
 
 from edge_vad.models.registry import ModelEntry, register_model
+from edge_vad.scoring.streaming import SCORE_DEFAULTS
 
 _COMMON = {
     "color": "rgb",
@@ -28,9 +29,7 @@ _COMMON = {
     "lr": 2e-4,
     "batch_size": 4,
     "strides": [1],
-    "score_grid": 12,
-    "score_topk": 2,
-    "score_ema": 0.5,
+    **SCORE_DEFAULTS,
     # Sum of positive cell z-scores (intensity × extent) instead of the top-2 mean:
     # on validation footage (never the test set) it ranked injected anomalies better
     # (see README).

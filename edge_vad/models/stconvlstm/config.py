@@ -12,6 +12,7 @@ That cuts compute about 4× so one camera runs in real time on two CPU cores.
 from __future__ import annotations
 
 from edge_vad.models.registry import ModelEntry, register_model
+from edge_vad.scoring.streaming import SCORE_DEFAULTS
 
 _COMMON = {
     "color": "gray",
@@ -26,13 +27,11 @@ _COMMON = {
     # Streaming score: error pooled on a grid of cells, each cell z-scored
     # against held-out normal footage, so a small object in an unusual place
     # stands out even while the crowd elsewhere changes.
-    "score_grid": 12,
-    "score_topk": 2,
+    **SCORE_DEFAULTS,
     # Chosen on a validation set cut from the training range (edge-vad make-testset
     # --validation --start 0 --stop 480 --seed 1), never on the test set: summing
     # positive cell z-scores beat the top-2 mean there (docs/results.md).
     "score_agg": "sumpos",
-    "score_ema": 0.5,
 }
 
 PRESETS = {
