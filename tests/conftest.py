@@ -190,3 +190,49 @@ def mosquitto_persistent(tmp_path):
         yield broker
     finally:
         broker.stop()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate authority: (certificate, key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
+             "-days", "2", "-subj", f"/CN={name}", cwd=folder)
+    return folder / f"{name}.crt", folder / f"{name}.key"
+
+
+@pytest.fixture
+def mosquitto_tls(tmp_path):
+    """mosquitto speaking only TLS (certificate from a private CA, for 127.0.0.1)
+    and admitting only user 'edge' with password 'right-horse-battery'.
+    ``broker.ca_file`` is the CA that signed it; ``broker.rogue_ca`` one that did not."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (apt-get install -y openssl)")
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not Path(passwd).exists():
+        pytest.skip("mosquitto_passwd is not installed")
+    pki = tmp_path / "pki"
+    ca_crt, ca_key = make_ca(pki, "edge-vad-test-ca")
+    rogue_crt, _ = make_ca(pki, "somebody-elses-ca")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=127.0.0.1", cwd=pki)
+    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+             "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=pki)
+    pwfile = tmp_path / "passwd"
+    pwfile.touch()
+    subprocess.run([passwd, "-b", str(pwfile), "edge", "right-horse-battery"], check=True, capture_output=True)
+    pwfile.chmod(0o600)
+    import getpass
+
+    broker = _mosquitto_with(tmp_path, f"cafile {ca_crt}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+                                       f"allow_anonymous false\npassword_file {pwfile}\nuser {getpass.getuser()}\n")
+    broker.ca_file, broker.rogue_ca = ca_crt, rogue_crt
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -180,3 +180,19 @@ def test_source_faster_than_model_keeps_memory_bounded_cadence_steady_and_counts
     assert len(gaps) >= 10
     assert np.all(np.abs(gaps - 0.2) <= 0.03), np.round(gaps, 3)
     assert stats.percentile(99) < 400
+
+
+@pytest.mark.parametrize("late_by", [0.025, 0.075, 0.175, 0.45])
+def test_pacer_stays_on_its_grid_after_a_late_frame(late_by):
+    """A grid frame lost while the model was busy must not make the next kept frame early."""
+    from edge_vad.runtime.daemon import _Pacer
+
+    pacer, period, slack = _Pacer(), 0.2, 0.0125
+    source = np.round(np.arange(0, 4, 0.025), 3)
+    lost = {round(0.4 + k * 0.025, 3) for k in range(int(round(late_by / 0.025)))}
+    kept = [ts for ts in source if ts not in lost and pacer.keep(ts, period, slack)]
+    gaps = np.round(np.diff(kept), 3)
+    assert kept[2] == pytest.approx(0.4 + late_by)
+    assert gaps.min() >= 0.5 * period, gaps
+    after = np.diff([ts for ts in kept if ts > 0.4 + late_by + 0.5])
+    assert np.allclose(after, period), gaps

@@ -149,3 +149,19 @@ def test_cli_config_validate_prints_errors_and_exits_2(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"{cfg}:15: cameras[1].treshold (camera 'yard'): unknown key" in proc.stderr
+
+
+def test_a_gstreamer_pipeline_without_gstreamer_in_opencv_is_a_config_error(tmp_path, daemon_bundle):
+    from edge_vad.runtime.capture import CaptureThread, gstreamer_available
+
+    if gstreamer_available():
+        pytest.skip("this OpenCV has GStreamer: the pipeline would open")
+    pipeline = "nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv ! appsink"
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(f"device_id: box1\ncameras:\n  - name: csi\n    source: '{pipeline}'\n    bundle: {daemon_bundle}\n")
+    with pytest.raises(EdgeVadError) as info:
+        validate_file(cfg)
+    assert f"{cfg}:4: cameras[0].source (camera 'csi'): GStreamer pipeline" in str(info.value)
+    assert "--system-site-packages" in str(info.value)
+    with pytest.raises(EdgeVadError, match="camera csi: GStreamer pipeline source, but this OpenCV"):
+        CaptureThread("csi", pipeline)

@@ -73,7 +73,7 @@ def test_resume_refuses_a_different_model_config(trained, tmp_path):
     name, ckpt, _ = trained
     copy = tmp_path / "ckpt"
     shutil.copytree(ckpt, copy)
-    with pytest.raises(EdgeVadError, match="different model or configuration"):
+    with pytest.raises(EdgeVadError, match="trained with different options"):
         train(name, "edge", need_vtest(), copy, frames="0:240", epochs=2, log=lambda *a: None)
 
 

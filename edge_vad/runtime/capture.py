@@ -14,7 +14,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -38,51 +37,6 @@ def _is_device(source: str) -> bool:
 
 def _is_stream(source: str) -> bool:
     return "://" in source
-
-
-class VideoSource:
-    def __init__(self, source: str):
-        self.source = str(source)
-        self.is_file = not (_is_device(self.source) or _is_stream(self.source))
-        if self.is_file and not Path(self.source).exists():
-            raise EdgeVadError(f"{self.source}: no such video file or camera device")
-        target = int(self.source) if self.source.isdigit() else self.source
-        self.cap = cv2.VideoCapture(target)
-        if not self.cap.isOpened():
-            raise EdgeVadError(f"{self.source}: cannot open video source")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and fps > 0 else None
-
-    def frames(self) -> Iterator[Frame]:
-        start = time.time()
-        index = 0
-        try:
-            while True:
-                ok, image = self.cap.read()
-                if not ok:
-                    return
-                if self.is_file and self.fps:
-                    ts = start + index / self.fps
-                else:
-                    ts = time.time()
-                yield Frame(image, ts, index)
-                index += 1
-        finally:
-            self.cap.release()
-
-
-def resample(frames: Iterator[Frame], fps: float | None) -> Iterator[Frame]:
-    """Keep frames at the model's training frame rate (recurrent models learned that spacing)."""
-    if not fps:
-        yield from frames
-        return
-    period = 1.0 / fps
-    due = None
-    for f in frames:
-        # Half a period of slack so a 30 fps camera feeding a 10 fps model keeps every third frame.
-        if due is None or f.timestamp >= due - 0.5 * period:
-            due = (f.timestamp if due is None else max(due, f.timestamp - 0.5 * period)) + period
-            yield f
 
 
 # --------------------------------------------------------------- the daemon's capture
@@ -125,6 +79,21 @@ class _Picamera2Source:
     def release(self) -> None:
         self.cam.stop()
         self.cam.close()
+
+
+def gstreamer_available() -> bool:
+    """Whether this OpenCV can open GStreamer pipelines (pip wheels cannot)."""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return line.split(":", 1)[1].strip().upper().startswith("YES")
+    return False
+
+
+GSTREAMER_HINT = (
+    "this OpenCV was built without GStreamer (the pip wheels are). On a Jetson use the system OpenCV: "
+    "sudo apt-get install -y python3-opencv, create the venv with --system-site-packages and "
+    "pip uninstall opencv-python-headless; or name the camera as /dev/videoN instead"
+)
 
 
 class _CvSource:
@@ -210,6 +179,8 @@ class CaptureThread:
         self.is_file = kind in ("file", "custom")
         if kind == "file" and not Path(source).exists():
             raise EdgeVadError(f"camera {name}: {source}: no such video file or camera device")
+        if kind == "gstreamer" and not gstreamer_available():
+            raise EdgeVadError(f"camera {name}: GStreamer pipeline source, but {GSTREAMER_HINT}")
         self.realtime = (not self.is_file) if realtime is None else bool(realtime)
         self.reconnect = reconnect
         self.counters = CaptureCounters()

@@ -314,7 +314,7 @@ def check_resources(config: DeviceConfig, path: Path | str = "<config>", text: s
     """What validation alone cannot see: bundles that are missing or corrupt,
     unknown profiles, video files that do not exist. One message per problem."""
     from edge_vad.runtime.bundle import load_bundle
-    from edge_vad.runtime.capture import describe_source
+    from edge_vad.runtime.capture import GSTREAMER_HINT, describe_source, gstreamer_available
 
     root = yaml.compose(text) if text else None
 
@@ -344,6 +344,8 @@ def check_resources(config: DeviceConfig, path: Path | str = "<config>", text: s
                 problems.append(f"{where(i, 'profile')}: {exc}")
         if describe_source(cam.source) == "file" and not Path(cam.source).exists():
             problems.append(f"{where(i, 'source')}: {cam.source}: no such video file or camera device")
+        if describe_source(cam.source) == "gstreamer" and not gstreamer_available():
+            problems.append(f"{where(i, 'source')}: GStreamer pipeline, but {GSTREAMER_HINT}")
     if config.broker.password_env and os.environ.get(config.broker.password_env) is None:
         problems.append(f"{path}: broker.password_env: environment variable {config.broker.password_env} is not set")
     return problems

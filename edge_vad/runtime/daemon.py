@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -26,12 +25,12 @@ import numpy as np
 
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.bundle import Bundle, load_bundle
-from edge_vad.runtime.capture import CaptureThread, VideoSource, resample
+from edge_vad.runtime.capture import CaptureThread
 from edge_vad.runtime.config import CameraConfig, DeviceConfig, resolve_profile
 from edge_vad.runtime.delivery import DurablePublisher
 from edge_vad.runtime.events import EventTracker, iso_utc
 from edge_vad.runtime.metrics import CameraStats, MetricsServer
-from edge_vad.runtime.mqtt import AlertPublisher, _json_safe
+from edge_vad.runtime.mqtt import _json_safe
 from edge_vad.runtime.outbox import Outbox
 from edge_vad.runtime.state_store import StateStore, atomic_write
 from edge_vad.runtime.stream import CameraStream, StepResult, step_batch
@@ -60,7 +59,10 @@ class _Pacer:
 
     The grid advances in whole periods, so kept frames stay evenly spaced; a
     frame is "on" a grid point if it is at most ``slack`` early (half a source
-    frame interval). After a stall longer than a period the grid re-anchors.
+    frame interval). A frame that arrives late (its grid frame was dropped while
+    the model was busy) moves the next grid point past it by at least half a
+    period: advancing by exactly one period would let the very next frame in
+    early and turn a steady cadence into short/long pairs.
     """
 
     def __init__(self):
@@ -72,7 +74,9 @@ class _Pacer:
             return True
         if ts < self.due - slack:
             return False
-        self.due = ts + period if ts - self.due > period else self.due + period
+        self.due += period
+        if self.due < ts + 0.5 * period:
+            self.due += period * math.ceil((ts + 0.5 * period - self.due) / period)
         return True
 
     def reset(self) -> None:
@@ -520,31 +524,25 @@ def run_camera(
     device_id: str | None = None,
     threads: int | None = None,
     on_step: Callable[[StepResult], None] | None = None,
+    state_dir: Path | None = None,
 ) -> RunSummary:
-    """Score one camera or file and publish its events; returns when every event is acknowledged."""
-    bundle = load_bundle(bundle_dir)
-    stream = CameraStream(bundle, threads=threads)
-    src = VideoSource(source)
-    device_id = device_id or socket.gethostname()
-    tracker = EventTracker(camera_id, stream.threshold, device=device_id, bundle_id=bundle.id)
-    summary = RunSummary(camera_id)
-    t0 = time.perf_counter()
-    with AlertPublisher(broker_url, device_id, prefix=prefix) as publisher:
-        last = None
-        for frame in resample(src.frames(), bundle.manifest.input.fps):
-            result = stream.step(frame.image)
-            last = frame
-            summary.frames += 1
-            summary.scores.append(result.score)
-            if on_step:
-                on_step(result)
-            for event in tracker.update(frame.index, frame.timestamp, result.score):
-                publisher.publish_event(event)
-                summary.events.append(event)
-        if last is not None:
-            for event in tracker.flush(last.index, last.timestamp):
-                publisher.publish_event(event)
-                summary.events.append(event)
-    # Leaving the publisher's context waits for every PUBACK: the run ends only once alerts are delivered.
-    summary.seconds = time.perf_counter() - t0
+    """Score one camera or file through the full daemon and return when every event is acknowledged.
+
+    The same path as ``edge-vad run``: durable outbox, snapshots, stats. Without a
+    ``state_dir`` the outbox lives in a temporary folder, so an alert the broker
+    never acknowledged would be lost with it: that is an error, not a silence.
+    """
+    import tempfile
+
+    from edge_vad.runtime.config import config_from_flags
+
+    with tempfile.TemporaryDirectory(prefix="edge-vad-run-") as tmp:
+        cfg = config_from_flags(bundle_dir, source, camera_id, broker_url, prefix, device_id,
+                                state_dir or tmp, threads)
+        daemon = Daemon(cfg, on_step=(lambda _name, result: on_step(result)) if on_step else None)
+        summary = daemon.run(install_signals=False)[camera_id]
+        waiting = daemon.outbox_depth_at_exit
+    if waiting:
+        where = f"they are kept in {state_dir}" if state_dir else "pass state_dir to keep them for a retry"
+        raise EdgeVadError(f"camera {camera_id}: {waiting} message(s) not acknowledged by {broker_url}; {where}")
     return summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -40,6 +41,7 @@ class DurablePublisher:
         self.reconnects = 0
         self.acknowledged = 0
         self.last_error: str | None = None
+        self.failed_attempts = 0  # connection attempts refused or failed, since start
         self._gen = 0  # bumped by every successful CONNACK
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -167,6 +169,7 @@ class DurablePublisher:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            self.failed_attempts += 1
             # Bad credentials or not authorised: say so once per distinct reason, keep retrying.
             reason = f"broker {self.broker} refused the connection: {reason_code}"
             if reason != self.last_error:
@@ -190,7 +193,10 @@ class DurablePublisher:
         self._wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
-        reason = f"cannot reach MQTT broker {self.broker} (down, unreachable, or TLS handshake failed)"
+        # paho calls this from inside its ``except OSError`` block, so the
+        # exception (refused, unreachable, certificate rejected) is still current.
+        reason = f"cannot reach MQTT broker {self.broker}: {_describe(sys.exc_info()[1])}"
+        self.failed_attempts += 1
         if reason != self.last_error:
             log.error("%s; retrying", reason)
         self.last_error = reason
@@ -204,3 +210,17 @@ class DurablePublisher:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._acks.append((self._gen, mid))
         self._wake.set()
+
+
+def _describe(exc: BaseException | None) -> str:
+    """What went wrong with a connection attempt, in words an operator can act on."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"TLS certificate rejected ({exc.verify_message}); check broker.tls.ca_file and that the "
+                "broker's certificate names this host")
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc}); check broker.tls and that the port speaks TLS"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (broker down, or wrong port)"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}"
+    return "down, unreachable, or TLS handshake failed"

@@ -77,7 +77,7 @@ class CameraStream:
 
     def get_state(self) -> dict:
         return {"state": {k: v.copy() for k, v in self.state.items()}, "index": self.index,
-                "ema": self.scorer._ema}
+                "ema": self.scorer.smoothed}
 
     def set_state(self, snapshot: dict) -> None:
         expected = {s.input: (1, *s.shape) for s in self.bundle.manifest.state}
@@ -86,8 +86,7 @@ class CameraStream:
             raise ValueError("state snapshot does not fit this bundle's state tensors")
         self.state = {k: np.asarray(state[k], dtype=np.float32) for k in expected}
         self.index = int(snapshot["index"])
-        ema = snapshot.get("ema")
-        self.scorer._ema = None if ema is None else float(ema)
+        self.scorer.smoothed = snapshot.get("ema")
 
     @property
     def batchable(self) -> bool:

@@ -70,6 +70,16 @@ class StreamingScorer:
     def reset(self) -> None:
         self._ema = None
 
+    # The smoother is the scorer's only memory; a restarted daemon restores it
+    # so the first scores after a restart continue the curve instead of jumping.
+    @property
+    def smoothed(self) -> float | None:
+        return self._ema
+
+    @smoothed.setter
+    def smoothed(self, value: float | None) -> None:
+        self._ema = None if value is None else float(value)
+
     def raw(self, error_map: np.ndarray) -> float:
         """Smoothed top-k cell z-score, before the final normalisation."""
         z = (cell_errors(error_map, self.calib.grid) - self._mean) * self._inv_std

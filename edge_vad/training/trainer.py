@@ -69,6 +69,13 @@ def split_segments(n: int, held: list[tuple[int, int]]) -> list[tuple[int, int]]
     return segments
 
 
+def _training_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The options a resumed run must share with its checkpoint: everything that
+    shapes the weights. The epoch count may grow, and score_* options only shape
+    the calibration that is refitted when training ends."""
+    return {k: v for k, v in config.items() if k != "epochs" and not k.startswith("score_")}
+
+
 def _config_for(model_name: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     entry = get_model(model_name)
     config = entry.preset(preset)
@@ -104,11 +111,13 @@ def train(
     resume = (out / ckpt_io.CONFIG).exists()
     if resume:
         info = ckpt_io.read_info(out)
-        same = info.get("model") == model_name and {k: v for k, v in info["config"].items() if k != "epochs"} == {
-            k: v for k, v in config.items() if k != "epochs"
-        }
-        if not same:
-            raise EdgeVadError(f"{out}: holds a checkpoint of a different model or configuration; choose another --out")
+        before, now = _training_options(info["config"]), _training_options(config)
+        if info.get("model") != model_name or before != now:
+            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            raise EdgeVadError(
+                f"{out}: holds a checkpoint of {info.get('model')} trained with different options "
+                f"({', '.join(changed) or 'model'}); choose another --out"
+            )
 
     torch.manual_seed(seed)
     model = entry.torch_side().build(config)
@@ -130,7 +139,8 @@ def train(
     start_epoch, history = 0, []
     if resume:
         model, info = ckpt_io.load_model(out)
-        # The checkpoint's config may differ in "epochs" only; staged models schedule by it.
+        # The checkpoint's config may differ in epochs and score options only; staged
+        # models schedule by the epoch count, and scoring is refitted after training.
         model.config.update(config)
         start_epoch, history = info["epoch"], info.get("history", [])
     optimizers = model.configure_optimizers()

@@ -24,6 +24,8 @@ _COMMON = {
     "weight_decay": 5e-4,
     "batch_size": 4,
     "leaky_slope": 0.2,
+    # True: predict the change from the last observed frame (README.md, "edge").
+    "residual": False,
     # Streaming score: error pooled on a grid of cells, each cell z-scored
     # against held-out normal footage, so a small object in an unusual place
     # stands out even while the crowd elsewhere changes.

@@ -80,10 +80,13 @@ class StConvLSTM(VadModel):
         self.dec1 = PeepholeConvLSTMCell(h1, h1, (s1, s1))
         self.deconv3 = nn.ConvTranspose2d(h1, ch_in, k1, st1)
         self._sizes = (s1, s2, s3)
+        # "residual": the forecaster predicts the change from the last observed
+        # frame instead of the frame itself (edge preset; see README.md).
+        self.residual = bool(c.get("residual", False))
         with torch.no_grad():
-            # Start the linear output at mid-gray instead of black: the first
-            # epochs then learn motion rather than the mean brightness.
-            self.deconv3.bias.fill_(0.5 * (c.get("low", 0.0) + c.get("high", 1.0)))
+            # Start the linear output at mid-gray instead of black (or at "no
+            # change"): the first epochs then learn motion, not mean brightness.
+            self.deconv3.bias.fill_(0.0 if self.residual else 0.5 * (c.get("low", 0.0) + c.get("high", 1.0)))
 
     @property
     def clip_length(self) -> int:
@@ -103,11 +106,12 @@ class StConvLSTM(VadModel):
             h2, c2 = self.enc2(self._act(self.conv2(h1)), h2, c2)
             h3, c3 = self.enc3(self._act(self.conv3(h2)), h3, c3)
         outputs = []
+        base = observed[:, -1] if self.residual else 0.0
         for _ in range(self.tau):
             h3, c3 = self.dec3(None, h3, c3)
             h2, c2 = self.dec2(self._act(self.deconv1(h3)), h2, c2)
             h1, c1 = self.dec1(self._act(self.deconv2(h2)), h1, c1)
-            outputs.append(self.deconv3(h1))
+            outputs.append(base + self.deconv3(h1))
         return torch.stack(outputs, dim=1)
 
     def _split(self, clips: torch.Tensor):
