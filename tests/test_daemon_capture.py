@@ -12,6 +12,7 @@ import pytest
 
 from daemon_helpers import FrameReader, make_config, rss_mb, vtest_frames
 from helpers import free_port, wait_until
+from rtsp_camera import RtspCamera
 
 pytestmark = pytest.mark.slow
 
@@ -69,10 +70,14 @@ def _run(daemon):
     return thread
 
 
-def test_camera_lost_and_back_is_reconnected_and_state_reset(daemon_bundle, mosquitto, tmp_path):
+CAMERAS = {"mjpeg-http": MjpegCamera, "rtsp": RtspCamera}
+
+
+@pytest.mark.parametrize("kind", CAMERAS)
+def test_camera_lost_and_back_is_reconnected_and_state_reset(daemon_bundle, mosquitto, tmp_path, kind):
     from edge_vad.runtime.daemon import Daemon
 
-    camera = MjpegCamera([cv2.resize(f, (320, 240)) for f in vtest_frames(0, 30)])
+    camera = CAMERAS[kind]([cv2.resize(f, (320, 240)) for f in vtest_frames(0, 30)], fps=20)
     camera.start()
     steps = []
     cfg = make_config(tmp_path, mosquitto, [{"name": "ipcam", "source": camera.url, "bundle": str(daemon_bundle),
@@ -196,3 +201,21 @@ def test_pacer_stays_on_its_grid_after_a_late_frame(late_by):
     assert gaps.min() >= 0.5 * period, gaps
     after = np.diff([ts for ts in kept if ts > 0.4 + late_by + 0.5])
     assert np.allclose(after, period), gaps
+
+
+def test_an_rtsp_camera_delivers_the_frames_it_serves():
+    """The rtsp:// path (FFmpeg in OpenCV, interleaved RTP/JPEG) decodes what the camera sent."""
+    from edge_vad.runtime.capture import open_source
+
+    frames = vtest_frames(0, 4)
+    camera = RtspCamera(frames, fps=10).start()
+    try:
+        source = open_source(camera.url)
+        ok, image = source.read()
+        source.release()
+    finally:
+        camera.unplug()
+    assert ok and image.shape == frames[0].shape
+    # JPEG at quality 90: close to the first frame, and farther from the others.
+    errors = [float(np.abs(image.astype(np.float32) - f.astype(np.float32)).mean()) for f in frames]
+    assert errors[0] < 2.0 and errors[0] < min(errors[1:]), errors
