@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -191,21 +190,36 @@ def package(
 
 @app.command()
 def bench(
-    model: Path = typer.Argument(..., help="checkpoint directory (converted to every target here) or a bundle"),
+    model: List[Path] = typer.Argument(..., help="checkpoint directory (converted to every target here) or a bundle; "
+                                                 "with --speed, one or more checkpoint directories"),
+    speed: bool = typer.Option(False, "--speed", help="reference (torch eager, full clip) vs runtime per backend, "
+                                                     "FLOPs vs a measured matmul limit, peak memory, 1-8 cameras; docs/performance.md"),
     profile: Optional[str] = typer.Option(None, help="bench only this profile's target and precision"),
-    target: Optional[List[str]] = typer.Option(None, help="targets to try (default: all)"),
+    target: Optional[List[str]] = typer.Option(None, "--target", "--targets", help="targets to try (default: all; --speed: cpu, openvino-cpu, cuda, tensorrt)"),
     precision: Optional[List[str]] = typer.Option(None, help="precisions to try (default: each target's)"),
     val_video: Optional[Path] = typer.Option(None, help="labelled video for the AUC column (and timing)"),
     val_labels: Optional[Path] = typer.Option(None, help="labels of --val-video"),
     calib_data: Optional[Path] = typer.Option(None, help="normal footage for INT8 calibration"),
     out: Path = typer.Option(Path("bench-bundles"), help="where the converted bundles go"),
-    frames: int = typer.Option(60, help="frames timed per target"),
-    threads: Optional[int] = None,
+    frames: int = typer.Option(60, help="frames timed per target (--speed: per path, after warm-up)"),
+    threads: Optional[int] = typer.Option(None, help="threads for every engine (default: the engine's; --speed: 2)"),
 ):
     """Convert to every target available on this machine; print target | precision | status | size | AUC | ms | FPS."""
     from converters.bench import Row, bench as run_bench, format_table, time_bundle
     from edge_vad.runtime.manifest import MANIFEST
 
+    if speed:
+        from converters.speed import speed as run_speed
+
+        if profile or precision or val_labels:
+            raise EdgeVadError("--speed takes checkpoints, --targets, --threads, --frames, --out and --val-video only")
+        report = run_speed(model, target, threads or 2, frames, val_video or calib_data, out_dir=out,
+                           log=lambda m: typer.echo(m, err=True))
+        typer.echo(report.format())
+        return
+    if len(model) != 1:
+        raise EdgeVadError(f"bench takes one checkpoint or bundle (got {len(model)}); several only with --speed")
+    model = model[0]
     if (model / MANIFEST).exists():
         from edge_vad.runtime.bundle import load_bundle
 

@@ -7,11 +7,8 @@ runtime's own CameraStream, after warm-up.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from converters.targets import TARGETS
 from edge_vad.errors import EdgeVadError
@@ -33,19 +30,10 @@ class Row:
 
 def time_bundle(bundle_dir: Path, video: Path, frames: int = 60, threads: int | None = None) -> float:
     """Median ms per frame of CameraStream.step (preprocess + backend + score), after warm-up."""
-    from edge_vad.data.frames import read_frames
-    from edge_vad.runtime.bundle import load_bundle
-    from edge_vad.runtime.stream import CameraStream
+    from converters.speed_worker import runtime  # the one timing loop, shared with bench --speed
 
-    stream = CameraStream(load_bundle(bundle_dir), threads=threads)
-    clip = list(read_frames(video, 0, stream.warmup + frames))
-    times = []
-    for i, f in enumerate(clip):
-        t = time.perf_counter()
-        stream.step(f)
-        if i >= stream.warmup:
-            times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
+    args = {"bundle": str(bundle_dir), "video": str(video), "start": 0, "skip": None, "frames": frames, "threads": threads}
+    return float(runtime(args)["ms"])
 
 
 def bench(ckpt: Path, out_dir: Path, targets: list[str] | None = None, precisions: list[str] | None = None,

@@ -1,0 +1,131 @@
+"""``edge-vad bench --speed``: the FLOP counter against closed-form counts, and the report's shape
+on a tiny real model. Speed itself is never asserted; only that every number is there and sane."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import REPO
+
+
+def _hand_graph():
+    """Conv (grouped, strided) → ConvTranspose → MatMul, plus a Gemm with transA and a Relu,
+    with a dynamic batch axis like a bundle's."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    init = lambda name, *shape: numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["y1"], group=2, strides=[2, 2], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("ConvTranspose", ["y1", "w2"], ["y2"], strides=[2, 2], kernel_shape=[2, 2]),
+        helper.make_node("MatMul", ["y2", "w3"], ["y3"]),
+        helper.make_node("Relu", ["y3"], ["out"]),
+        helper.make_node("Gemm", ["a", "w4"], ["g"], transA=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "hand",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 10, 10]),
+         helper.make_tensor_value_info("a", TensorProto.FLOAT, [5, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3, 10, 7]),
+         helper.make_tensor_value_info("g", TensorProto.FLOAT, [8, 4])],
+        [init("w1", 6, 2, 3, 3), init("w2", 6, 3, 2, 2), init("w3", 10, 7), init("w4", 5, 4)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_flop_count_matches_closed_form():
+    import onnxruntime as ort
+
+    from converters.flops import count_flops
+
+    model = _hand_graph()
+    # The shapes the closed forms below assume are the ones the graph really produces.
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out, g = session.run(None, {"x": np.zeros((1, 4, 10, 10), np.float32), "a": np.zeros((5, 8), np.float32)})
+    assert out.shape == (1, 3, 10, 7) and g.shape == (8, 4)
+
+    conv = (6 * 5 * 5) * (4 // 2) * 3 * 3  # outputs × C/groups × kernel; (10 + 2 − 3) // 2 + 1 = 5
+    convt = (6 * 5 * 5) * 3 * 2 * 2  # inputs × M/groups × kernel
+    matmul = (3 * 10 * 7) * 10  # outputs × K
+    gemm = (8 * 4) * 5  # outputs × K, K from Aᵀ
+    count = count_flops(model)
+    assert dict(count.macs_by_op) == {"Conv": conv, "ConvTranspose": convt, "MatMul": matmul, "Gemm": gemm}
+    assert count.flops == 2 * (conv + convt + matmul + gemm) == 13520
+    assert dict(count.not_counted) == {"Relu": 1} and not count.unknown_shape
+    # The batch axis scales the per-camera ops and not the Gemm, whose input has no batch.
+    assert count_flops(model, batch=3).macs == 3 * (conv + convt + matmul) + gemm
+
+
+def test_speed_report_on_a_tiny_model(daemon_bundle, tmp_path):
+    from converters.flops import count_flops
+    from converters.speed import REFERENCE, speed
+
+    ckpt = daemon_bundle.parent / "ckpt"  # the tiny stconvlstm the daemon tests trained
+    report = speed([ckpt], targets=["cpu", "tensorrt"], threads=1, frames=4, cameras=(1, 2), out_dir=tmp_path,
+                   matmul_sizes=(256,), matmul_seconds=0.05, log=lambda *a: None)
+
+    tables = report.tables()
+    text = report.format()
+    for name, table in tables.items():
+        lines = table.splitlines()
+        assert table in text and len(lines) >= 3, name
+        widths = {line.count("|") for line in lines}
+        assert len(widths) == 1, (name, table)  # every row has the header's columns
+    assert tables["paths"].splitlines()[0] == (
+        "| model | path | ms/frame | model ms | FPS | speed-up | GFLOP/frame | GFLOP/s | achieved/limit | peak MB |")
+
+    finite = lambda v: v is not None and math.isfinite(v) and v > 0  # noqa: E731
+    assert {r["engine"].split()[0] for r in report.limit_rows} == {"onnxruntime", "numpy"}
+    assert all(finite(r["gflops"]) for r in report.limit_rows)
+
+    (flops,) = report.flop_rows
+    # The step's count is the shipped graph's, and a step never costs more than the full clip.
+    assert flops.step.flops == count_flops(tmp_path / ckpt.name / "cpu" / "model.onnx").flops > 0
+    assert 0 < flops.step.flops <= flops.clip.flops
+
+    rows = {r.path.split(" (")[0]: r for r in report.path_rows}
+    # A GPU target asked for brings the torch reference on CUDA too (a skipped row without one).
+    assert set(rows) - {"reference on CUDA"} == {"reference", "cpu", "tensorrt"}
+    assert rows["tensorrt"].status.startswith("skipped") or rows["tensorrt"].status == "ok"
+    for key in ("reference", "cpu"):
+        r = rows[key]
+        assert r.status == "ok", r.status
+        for value in (r.ms, r.core_ms, r.fps, r.speedup, r.gflop, r.gflops, r.fraction, r.peak_mb):
+            assert finite(value), (key, r)
+        assert r.core_ms <= r.ms
+    assert rows["reference"].path == REFERENCE and rows["reference"].speedup == 1.0
+    assert rows["reference"].gflop == flops.clip.flops / 1e9 and rows["cpu"].gflop == flops.step.flops / 1e9
+
+    cams = [r for r in report.camera_rows if r.target == "cpu"]
+    assert [r.cameras for r in cams] == [1, 2]
+    assert [r.batched for r in cams] == [False, True]  # bundles have a dynamic batch axis
+    for r in cams:
+        assert r.status == "ok" and all(finite(v) for v in (r.call_ms, r.core_ms, r.fps, r.scaling, r.fraction, r.peak_mb))
+
+
+def test_speed_mistakes_are_one_line_errors(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, str(REPO / "cli.py"), "bench", *map(str, args)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+
+    cases = [
+        (("--speed", tmp_path), f"{tmp_path}: not a checkpoint directory"),
+        ((tmp_path, tmp_path), "several only with --speed"),
+    ]
+    for args, message in cases:
+        proc = cli(*args)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+def test_speed_refuses_unknown_targets_before_work(tmp_path):
+    from converters.speed import speed
+    from edge_vad.errors import EdgeVadError
+
+    with pytest.raises(EdgeVadError, match="unknown target 'toaster'"):
+        speed([tmp_path], targets=["cpu,toaster"], log=lambda *a: None)
