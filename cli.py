@@ -71,11 +71,12 @@ def calibrate(
     data: Optional[Path] = typer.Option(None, help="normal footage (default: the checkpoint's held-out frames)"),
     frames: Optional[str] = typer.Option(None, help="frame range START:STOP of --data"),
     target_far: float = typer.Option(0.01, help="false-alarm rate the threshold is set for"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="change a score_* option, KEY=VALUE (saved)"),
 ):
     """Fit the streaming score and threshold on normal footage (e.g. from the target camera)."""
     from edge_vad.training.trainer import calibrate_checkpoint
 
-    calibrate_checkpoint(ckpt, data, frames, target_far)
+    calibrate_checkpoint(ckpt, data, frames, target_far, overrides=_parse_sets(set_))
 
 
 @app.command("eval")

@@ -22,11 +22,13 @@ def overlay(frame_bgr: np.ndarray, error_map: np.ndarray | None, alpha: float = 
     m = np.asarray(error_map, np.float32)
     lo, hi = float(m.min()), float(np.percentile(m, 99.5))
     m = np.clip((m - lo) / (hi - lo + 1e-12), 0, 1)
-    heat = cv2.applyColorMap((cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) * 255).astype(np.uint8),
-                             cv2.COLORMAP_JET)
+    big = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap((big * 255).astype(np.uint8), cv2.COLORMAP_JET)
     # Blend only where the error is noticeable, so the scene stays readable.
-    weight = (alpha * cv2.resize(m, (w, h))[..., None]).astype(np.float32)
-    return (frame_bgr.astype(np.float32) * (1 - weight) + heat.astype(np.float32) * weight).astype(np.uint8)
+    # blendLinear does the per-pixel weighting in one C++ pass: in numpy float32
+    # the overlay cost more than a model step, and it runs on the scoring thread.
+    weight = alpha * big
+    return cv2.blendLinear(np.ascontiguousarray(frame_bgr), heat, 1.0 - weight, weight)
 
 
 def encode(frame_bgr: np.ndarray, error_map: np.ndarray | None, event_id: str, quality: int = 85) -> bytes:

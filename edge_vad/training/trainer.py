@@ -216,10 +216,23 @@ def calibrate(model, hold_px: list[np.ndarray], config: dict, target_far: float,
 
 
 def calibrate_checkpoint(ckpt: Path, data: Path | None = None, frames: str | None = None,
-                         target_far: float = 0.01, log=print):
+                         target_far: float = 0.01, overrides: dict[str, Any] | None = None, log=print):
     """(Re)fit the streaming score on normal footage: the held-out range by default,
-    or footage from the camera the model will watch."""
+    or footage from the camera the model will watch. ``overrides`` may change
+    score_* options (they shape the score, not the weights) and are saved."""
     model, info = ckpt_io.load_model(Path(ckpt))
+    if overrides:
+        retrain = sorted(k for k in overrides if not k.startswith("score_"))
+        if retrain:
+            raise EdgeVadError(f"{ckpt}: only score_* options change without retraining; "
+                               f"{', '.join(retrain)} needs 'edge-vad train'")
+        known = set().union(*(p.keys() for p in get_model(info["model"]).presets.values()))
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise EdgeVadError(f"unknown option(s) for {info['model']}: {', '.join(unknown)}")
+        info["config"].update(overrides)
+        model.config.update(overrides)
+        ckpt_io.atomic_write_text(Path(ckpt) / ckpt_io.CONFIG, json.dumps(info, indent=2))
     if data is None:
         src = info["data"]
         blocks, source = [], {"path": src["path"], "holdout": src["holdout"]}

@@ -34,6 +34,11 @@ _COMMON = {
     # --validation --start 0 --stop 480 --seed 1), never on the test set: summing
     # positive cell z-scores beat the top-2 mean there (docs/results.md).
     "score_agg": "sumpos",
+    # Error map of the streaming score: squared error summed over all τ
+    # predicted frames (the paper's e(t) before the norm). The edge preset
+    # overrides both (see below).
+    "score_map": "sq",
+    "score_horizons": None,
 }
 
 PRESETS = {

@@ -63,6 +63,12 @@ class StConvLSTM(VadModel):
         self.mode = c["mode"]
         if self.mode not in ("prediction", "reconstruction"):
             raise EdgeVadError(f"stconvlstm: mode must be 'prediction' or 'reconstruction', not {self.mode!r}")
+        if c.get("score_map", "sq") not in ("sq", "abs"):
+            raise EdgeVadError(f"stconvlstm: score_map must be 'sq' or 'abs', not {c['score_map']!r}")
+        if c.get("score_horizons") is not None and (
+                not c["score_horizons"] or any(not -self.tau <= int(h) < self.tau for h in c["score_horizons"])):
+            raise EdgeVadError(f"stconvlstm: score_horizons must list predicted frames in [-{self.tau}, {self.tau - 1}], "
+                               f"not {c['score_horizons']!r}")
         self.slope = float(c["leaky_slope"])
         (k1, st1), (k2, st2), (k3, st3) = _DOWN
 
@@ -130,10 +136,16 @@ class StConvLSTM(VadModel):
 
     def score_windows(self, clips):
         observed, target = self._split(clips)
-        sq = (self(observed) - target).pow(2)
+        diff = self(observed) - target
         # Eq. 2: e(t) = Σ_i ‖F̂_i − F_i‖₂ over the τ predicted frames.
-        error = sq.flatten(2).sum(-1).sqrt().sum(1)
-        error_map = sq.sum(dim=(1, 2)).unsqueeze(1)
+        error = diff.pow(2).flatten(2).sum(-1).sqrt().sum(1)
+        # The streaming score's map: which predicted frames, and |·| or (·)²
+        # (score_horizons / score_map in config.py; chosen on validation footage).
+        horizons = self.config.get("score_horizons")
+        if horizons is not None:
+            diff = diff[:, [h % self.tau for h in horizons]]
+        per_pixel = diff.abs() if self.config.get("score_map", "sq") == "abs" else diff.pow(2)
+        error_map = per_pixel.sum(dim=(1, 2)).unsqueeze(1)
         return {"error": error, "error_map": error_map}
 
 
