@@ -47,3 +47,14 @@ def test_streaming_score_flags_a_local_anomaly_the_mean_misses():
     scorer.reset()
     held = np.array([scorer(m) for m in normal])
     assert (held > calib.threshold).mean() <= 0.05
+
+
+def test_too_little_calibration_footage_for_the_grid_is_called_out():
+    from edge_vad.scoring.streaming import calibration_warning, fit_calibration
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((120, 48, 48)).astype(np.float32)
+    fine = fit_calibration(maps, grid=12, topk=2, ema=0.5)
+    assert "120 normal frames for 144 grid cells" in calibration_warning(fine)
+    assert "edge-vad calibrate CKPT --data" in calibration_warning(fine)
+    assert calibration_warning(fit_calibration(maps, grid=3, topk=2, ema=0.5)) is None

@@ -34,6 +34,7 @@ from edge_vad.runtime.mqtt import _json_safe
 from edge_vad.runtime.outbox import Outbox
 from edge_vad.runtime.state_store import StateStore, atomic_write
 from edge_vad.runtime.stream import CameraStream, StepResult, step_batch
+from edge_vad.scoring.streaming import calibration_warning
 
 log = logging.getLogger("edge_vad.daemon")
 
@@ -234,6 +235,11 @@ class Daemon:
             # Capture threads wake the scheduler when a frame lands.
             cam.capture._put = _notifying(cam.capture._put, self._wake)
             cam.capture.start()
+        for cam in self.cameras:
+            weak = calibration_warning(cam.stream.calibration, fix="edge-vad calibrate CKPT --data NORMAL_VIDEO, "
+                                       "then convert again (or set this camera's threshold)")
+            if weak and cam.cfg.threshold is None:
+                log.warning("camera %s: %s", cam.name, weak)
         log.info("daemon %s running %d camera(s): %s", self.device_id, len(self.cameras),
                  ", ".join(f"{c.name} ({c.stats.budget_ms:.0f} ms budget)" for c in self.cameras))
         try:

@@ -92,6 +92,23 @@ class StreamingScorer:
         return (self.raw(error_map) - self.calib.score_mean) / self.calib.score_std
 
 
+#: below this many calibration frames per grid cell, per-cell statistics describe
+#: the calibration clip rather than the scene (measured in docs/results.md: fitted
+#: on 80 frames, a 12×12 grid raised 55-100 % false alarms on the next 40 frames)
+MIN_FRAMES_PER_CELL = 4
+
+
+def calibration_warning(calib: "Calibration", fix: str = "edge-vad calibrate CKPT --data NORMAL_VIDEO") -> str | None:
+    """A sentence for the user when the threshold is unlikely to hold on new footage."""
+    cells = calib.grid * calib.grid
+    if calib.frames >= MIN_FRAMES_PER_CELL * cells:
+        return None
+    need = MIN_FRAMES_PER_CELL * cells
+    return (f"the score was calibrated on {calib.frames} normal frames for {cells} grid cells; expect more false "
+            f"alarms than the {calib.target_far:.1%} target on new footage. Calibrate on at least {need} frames "
+            f"of normal footage from the camera: {fix}")
+
+
 def fit_calibration(
     error_maps: list[np.ndarray] | np.ndarray,
     grid: int,

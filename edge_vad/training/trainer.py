@@ -21,7 +21,7 @@ from edge_vad.data.frames import read_frames, video_info
 from edge_vad.data.preprocess import preprocess_many
 from edge_vad.errors import EdgeVadError
 from edge_vad.models import get_model
-from edge_vad.scoring.streaming import fit_calibration
+from edge_vad.scoring.streaming import calibration_warning, fit_calibration
 from edge_vad.training import checkpoint as ckpt_io
 from edge_vad.training.clips import ClipDataset
 from edge_vad.training.inference import score_frames
@@ -190,6 +190,9 @@ def train(
     info = {**base_info, "epoch": config["epochs"], "history": history, "state": "done"}
     ckpt_io.save_checkpoint(out, model, info, optimizers)
     log(f"saved {out} (threshold {calib.threshold:.2f} σ for {target_far:.1%} false alarms on {calib.frames} held-out frames)")
+    warning = calibration_warning(calib)
+    if warning:
+        log(f"warning: {warning}")
     return info
 
 
@@ -247,4 +250,7 @@ def calibrate_checkpoint(ckpt: Path, data: Path | None = None, frames: str | Non
     ckpt_io.atomic_write_text(Path(ckpt) / ckpt_io.CALIBRATION, json.dumps(calib.to_dict(), indent=2))
     log(f"calibrated {ckpt} on {calib.frames} frames of {data}: threshold {calib.threshold:.2f} σ "
         f"for {target_far:.1%} false alarms")
+    warning = calibration_warning(calib)
+    if warning:
+        log(f"warning: {warning}")
     return calib
