@@ -1,6 +1,6 @@
 # Two set-up commands for a fresh machine; each makes its own virtual environment.
 #   make demo   the main job: a shipped clip through a shipped bundle, alerts over MQTT, a report
-#   make test   the test suite (needs mosquitto: apt-get install -y mosquitto)
+#   make test   the test suite (needs mosquitto and openssl: apt-get install -y mosquitto openssl)
 PYTHON ?= python3
 DEMO_ENV := .venv-demo
 DEV_ENV := .venv

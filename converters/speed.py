@@ -140,49 +140,50 @@ class SpeedReport:
         return "\n".join(parts)
 
 
-def _f(value, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
+def _f(value, fmt: str, suffix: str = "") -> str:
+    return "-" if value is None else format(value, fmt) + suffix
+
+
+def _pct(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def _table(columns: str, rows: list[list[str]]) -> str:
+    """A markdown table; ``columns`` is "title|title…", a title ending in ':' is right-aligned (numbers)."""
+    titles = columns.split("|")
+    head = "| " + " | ".join(t.rstrip(":") for t in titles) + " |"
+    rule = "|" + "|".join("---:" if t.endswith(":") else "---" for t in titles) + "|"
+    return "\n".join([head, rule] + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _limit_table(report: SpeedReport) -> str:
     best = report.limit_gflops
-    lines = ["| engine | matrix | threads | GFLOP/s | |", "|---|---|---:|---:|---|"]
-    for r in report.limit_rows:
-        mark = "limit (best)" if r["gflops"] == best else ""
-        lines.append(f"| {r['engine']} | {r['n']}×{r['n']} float32 | {report.threads} | {r['gflops']:.1f} | {mark} |")
-    return "\n".join(lines)
+    return _table("engine|matrix|threads:|GFLOP/s:|", [
+        [r["engine"], f"{r['n']}×{r['n']} float32", str(report.threads), f"{r['gflops']:.1f}",
+         "limit (best)" if r["gflops"] == best else ""] for r in report.limit_rows])
 
 
 def _flop_table(rows: list[FlopRow]) -> str:
-    lines = ["| model | step GFLOP/frame | full-clip GFLOP/frame | step / full clip | counted (Conv, ConvT, MatMul, Gemm) | not counted |",
-             "|---|---:|---:|---:|---|---|"]
-    for r in rows:
-        counted = ", ".join(f"{op}×{n}" for op, n in sorted(r.step.nodes_by_op.items()))
-        lines.append(f"| {r.model} | {r.step.flops / 1e9:.4f} | {r.clip.flops / 1e9:.4f} | {r.ratio:.2f} | "
-                     f"{counted} | {r.step.describe_not_counted()} |")
-    return "\n".join(lines)
+    return _table("model|step GFLOP/frame:|full-clip GFLOP/frame:|step / full clip:|"
+                  "counted (Conv, ConvT, MatMul, Gemm)|not counted", [
+                      [r.model, f"{r.step.flops / 1e9:.4f}", f"{r.clip.flops / 1e9:.4f}", f"{r.ratio:.2f}",
+                       ", ".join(f"{op}×{n}" for op, n in sorted(r.step.nodes_by_op.items())),
+                       r.step.describe_not_counted()] for r in rows])
 
 
 def _path_table(rows: list[PathRow]) -> str:
-    lines = ["| model | path | ms/frame | model ms | FPS | speed-up | GFLOP/frame | GFLOP/s | achieved/limit | peak MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        path = r.path if r.status == "ok" else f"{r.path}: {r.status}"
-        lines.append(f"| {r.model} | {path} | {_f(r.ms, '.2f')} | {_f(r.core_ms, '.2f')} | {_f(r.fps, '.1f')} | "
-                     f"{_f(r.speedup, '.2f')}{'×' if r.speedup else ''} | {_f(r.gflop, '.4f')} | {_f(r.gflops, '.2f')} | "
-                     f"{_f(r.fraction and 100 * r.fraction, '.1f')}{'%' if r.fraction else ''} | {_f(r.peak_mb, '.0f')} |")
-    return "\n".join(lines)
+    return _table("model|path|ms/frame:|model ms:|FPS:|speed-up:|GFLOP/frame:|GFLOP/s:|achieved/limit:|peak MB:", [
+        [r.model, r.path if r.status == "ok" else f"{r.path}: {r.status}", _f(r.ms, ".2f"), _f(r.core_ms, ".2f"),
+         _f(r.fps, ".1f"), _f(r.speedup, ".2f", "×"), _f(r.gflop, ".4f"), _f(r.gflops, ".2f"), _pct(r.fraction),
+         _f(r.peak_mb, ".0f")] for r in rows])
 
 
 def _camera_table(rows: list[CameraRow]) -> str:
-    lines = ["| model | target | cameras | batched call | ms/round | ms/frame | frames/s (all cameras) | × 1 camera | achieved/limit | peak MB |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        target = r.target if r.status == "ok" else f"{r.target}: {r.status}"
-        lines.append(f"| {r.model} | {target} | {r.cameras} | {'yes' if r.batched else 'no'} | {_f(r.call_ms, '.2f')} | "
-                     f"{_f(r.call_ms and r.call_ms / r.cameras, '.2f')} | {_f(r.fps, '.1f')} | {_f(r.scaling, '.2f')} | "
-                     f"{_f(r.fraction and 100 * r.fraction, '.1f')}{'%' if r.fraction else ''} | {_f(r.peak_mb, '.0f')} |")
-    return "\n".join(lines)
+    return _table("model|target|cameras:|batched call|ms/round:|ms/frame:|frames/s (all cameras):|× 1 camera:|"
+                  "achieved/limit:|peak MB:", [
+                      [r.model, r.target if r.status == "ok" else f"{r.target}: {r.status}", str(r.cameras),
+                       "yes" if r.batched else "no", _f(r.call_ms, ".2f"), _f(r.call_ms and r.call_ms / r.cameras, ".2f"),
+                       _f(r.fps, ".1f"), _f(r.scaling, ".2f"), _pct(r.fraction), _f(r.peak_mb, ".0f")] for r in rows])
 
 
 # ------------------------------------------------------------------ running

@@ -156,9 +156,16 @@ def _mosquitto_with(tmp_path, extra: str):
     return _ConfiguredMosquitto(binary, tmp_path, extra)
 
 
-@pytest.fixture
-def mosquitto_auth(tmp_path):
-    """mosquitto that admits only user 'edge' with password 'right-horse-battery'."""
+def _running(broker):
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def _password_file(tmp_path) -> Path:
+    """A mosquitto password file admitting user 'edge' with password 'right-horse-battery'."""
     passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     if not Path(passwd).exists():
         pytest.skip("mosquitto_passwd is not installed")
@@ -166,15 +173,21 @@ def mosquitto_auth(tmp_path):
     pwfile.touch()
     subprocess.run([passwd, "-b", str(pwfile), "edge", "right-horse-battery"], check=True, capture_output=True)
     pwfile.chmod(0o600)
+    return pwfile
+
+
+def _as_me() -> str:
     import getpass
 
-    # Started as root, mosquitto drops to user 'mosquitto', who cannot read our 0600 file.
-    broker = _mosquitto_with(tmp_path, f"allow_anonymous false\npassword_file {pwfile}\nuser {getpass.getuser()}\n")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    # Started as root, mosquitto drops to user 'mosquitto', who cannot read our 0600 files.
+    return f"user {getpass.getuser()}\n"
+
+
+@pytest.fixture
+def mosquitto_auth(tmp_path):
+    """mosquitto that admits only user 'edge' with password 'right-horse-battery'."""
+    pwfile = _password_file(tmp_path)
+    yield from _running(_mosquitto_with(tmp_path, f"allow_anonymous false\npassword_file {pwfile}\n" + _as_me()))
 
 
 @pytest.fixture
@@ -182,14 +195,7 @@ def mosquitto_persistent(tmp_path):
     """mosquitto that keeps sessions across restarts (a consumer's queued messages survive)."""
     store = tmp_path / "mq-store"
     store.mkdir()
-    import getpass
-
-    broker = _mosquitto_with(tmp_path, f"persistence true\npersistence_location {store}/\nuser {getpass.getuser()}\n")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    yield from _running(_mosquitto_with(tmp_path, f"persistence true\npersistence_location {store}/\n" + _as_me()))
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -211,9 +217,7 @@ def mosquitto_tls(tmp_path):
     ``broker.ca_file`` is the CA that signed it; ``broker.rogue_ca`` one that did not."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed (apt-get install -y openssl)")
-    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    if not Path(passwd).exists():
-        pytest.skip("mosquitto_passwd is not installed")
+    pwfile = _password_file(tmp_path)
     pki = tmp_path / "pki"
     ca_crt, ca_key = make_ca(pki, "edge-vad-test-ca")
     rogue_crt, _ = make_ca(pki, "somebody-elses-ca")
@@ -222,17 +226,7 @@ def mosquitto_tls(tmp_path):
     (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     _openssl("x509", "-req", "-in", "server.csr", "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
              "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=pki)
-    pwfile = tmp_path / "passwd"
-    pwfile.touch()
-    subprocess.run([passwd, "-b", str(pwfile), "edge", "right-horse-battery"], check=True, capture_output=True)
-    pwfile.chmod(0o600)
-    import getpass
-
     broker = _mosquitto_with(tmp_path, f"cafile {ca_crt}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
-                                       f"allow_anonymous false\npassword_file {pwfile}\nuser {getpass.getuser()}\n")
+                                       f"allow_anonymous false\npassword_file {pwfile}\n" + _as_me())
     broker.ca_file, broker.rogue_ca = ca_crt, rogue_crt
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    yield from _running(broker)
