@@ -94,7 +94,14 @@ class Outbox:
         if not seqs:
             return
         with self._lock:
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            # One transaction for the batch: in autocommit mode every row would cost its own fsync.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self.removed += len(seqs)
 
     def depth(self) -> int:
