@@ -263,12 +263,13 @@ def _ov_validator(info, calibration, graph, state, warmup, video, labels):
     from converters.accuracy import read_val_labels, stream_scores
     from edge_vad.evaluation.evaluate import evaluate
     from edge_vad.runtime.backends.openvino import OpenVinoBackend
-    from edge_vad.runtime.manifest import GraphInfo, InputInfo, Manifest, ScoreInfo, StateTensor
+    from edge_vad.runtime.manifest import GraphInfo, InputInfo, Manifest, ScoreInfo, StateTensor, TargetInfo
 
     y = read_val_labels(Path(video), Path(labels))
-    # Only what CameraStream reads: input spec, state, graph I/O names, score calibration, warm-up.
+    # Only what CameraStream reads: input spec, target, state, graph I/O names, score calibration, warm-up.
     manifest = Manifest.model_construct(
         bundle_id="nncf-validation", input=InputInfo(**info["input"]),
+        target=TargetInfo(name="openvino-cpu", backend="openvino", precision="int8", device="CPU"),
         graph=GraphInfo(file="-", opset=graph["opset"], inputs=graph["inputs"], outputs=graph["outputs"]),
         state=[StateTensor(**s) for s in state], warmup_frames=warmup,
         score=ScoreInfo(calibration=calibration, paper_score="-"),
