@@ -165,3 +165,11 @@ def test_a_gstreamer_pipeline_without_gstreamer_in_opencv_is_a_config_error(tmp_
     assert "--system-site-packages" in str(info.value)
     with pytest.raises(EdgeVadError, match="camera csi: GStreamer pipeline source, but this OpenCV"):
         CaptureThread("csi", pipeline)
+
+
+def test_motion_gate_is_off_by_default_on_with_true_and_checked():
+    assert parse_config(GOOD).cameras[0].motion_gate is None
+    on = parse_config(GOOD + "    motion_gate: true\n").cameras[0].motion_gate
+    assert (on.pixel_delta, on.min_changed) == (6, 0.0005)
+    with pytest.raises(EdgeVadError, match=r"d.yaml:10: cameras\[0\].motion_gate.pixel_delta \(camera 'door'\)"):
+        parse_config(GOOD + "    motion_gate:\n      pixel_delta: 0\n", "d.yaml")

@@ -85,6 +85,12 @@ class BrokerConfig(_Strict):
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+class MotionGateConfig(_Strict):
+    """Skip the model while nothing moves (``motion_gate: true`` for these defaults)."""
+    pixel_delta: int = Field(6, ge=1, le=255)  # gray levels a thumbnail pixel must change by
+    min_changed: float = Field(0.0005, ge=0, lt=1)  # fraction of thumbnail pixels that must change
+
+
 class CameraConfig(_Strict):
     name: str
     source: str  # file, /dev/videoN, index, rtsp/http URL, GStreamer pipeline ('... ! appsink'), picamera2[:N]
@@ -106,6 +112,12 @@ class CameraConfig(_Strict):
     reset_after_gap_s: float = Field(2.0, gt=0)
     score_topic: bool = False
     score_rate_hz: float = Field(1.0, gt=0)
+    motion_gate: MotionGateConfig | None = None
+
+    @field_validator("motion_gate", mode="before")
+    @classmethod
+    def _gate(cls, v):
+        return {} if v is True else (None if v is False else v)
 
     @field_validator("source", mode="before")
     @classmethod

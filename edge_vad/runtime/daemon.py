@@ -30,6 +30,7 @@ from edge_vad.runtime.config import CameraConfig, DeviceConfig, resolve_profile
 from edge_vad.runtime.delivery import DurablePublisher
 from edge_vad.runtime.events import EventTracker, iso_utc
 from edge_vad.runtime.metrics import CameraStats, MetricsServer
+from edge_vad.runtime.motion_gate import MotionGate, MotionGateSettings
 from edge_vad.runtime.mqtt import _json_safe
 from edge_vad.runtime.outbox import Outbox
 from edge_vad.runtime.state_store import StateStore, atomic_write
@@ -201,7 +202,12 @@ class Daemon:
             bundle = bundles[root]
             threads = config.threads or profile.get("threads")
             shared = backends.get(root) if config.batch else None
-            stream = CameraStream(bundle, backend=shared.backend if shared else None, threads=threads)
+            gate = None
+            if cam.motion_gate is not None:
+                gate = MotionGate(MotionGateSettings(pixel_delta=cam.motion_gate.pixel_delta,
+                                                     min_changed=cam.motion_gate.min_changed))
+            stream = CameraStream(bundle, backend=shared.backend if shared else None, threads=threads,
+                                  motion_gate=gate)
             backends.setdefault(root, stream)
             source = (sources or {}).get(cam.name, cam.source)
             capture = CaptureThread(cam.name, source, realtime=cam.realtime,
@@ -324,6 +330,7 @@ class Daemon:
                 cam.adapt(done - t_start)
 
     def _after_step(self, cam: Camera, frame, image, result: StepResult) -> None:
+        cam.stats.held += result.held
         cam.summary.frames += 1
         cam.summary.scores.append(result.score)
         cam.last_index = frame.index
@@ -436,7 +443,8 @@ class Daemon:
                 "fps": round(c.stats.fps, 2), "processed": c.stats.processed, "captured": cc.captured,
                 "skipped": {"rate": c.stats.skipped_rate, "cadence": c.stats.skipped_cadence,
                             "dropped": cc.dropped, "corrupt": cc.corrupt},
-                "late": c.stats.late, "stride": c.stats.stride, "budget_ms": c.stats.budget_ms,
+                "late": c.stats.late, "held_still": c.stats.held, "stride": c.stats.stride,
+                "budget_ms": c.stats.budget_ms,
                 "latency_ms": {"p50": c.stats.percentile(50), "p90": c.stats.percentile(90),
                                "p99": c.stats.percentile(99)},
                 "step_ms": {"p50": c.stats.percentile(50, "steps")},

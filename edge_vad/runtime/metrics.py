@@ -27,6 +27,7 @@ class CameraStats:
     skipped_rate: int = 0  # not needed at the model's frame rate (resampling)
     skipped_cadence: int = 0  # dropped to keep the cadence within the budget
     late: int = 0  # processed, but the result came later than the budget
+    held: int = 0  # processed by the motion gate alone: nothing moved, the model did not run
     events: int = 0
     stride: int = 1  # the scheduler's current cadence, in model frame periods
     state_restored: bool = False
@@ -80,6 +81,8 @@ def prometheus_text(daemon) -> str:
     metric("edge_vad_frames_skipped_total", "counter", "Frames not scored, by reason.", skipped)
     metric("edge_vad_frames_late_total", "counter", "Frames whose result came after the latency budget.",
            [({"camera": c.name}, c.stats.late) for c in cams])
+    metric("edge_vad_frames_held_total", "counter", "Frames the motion gate answered without the model (nothing moved).",
+           [({"camera": c.name}, c.stats.held) for c in cams])
     metric("edge_vad_fps", "gauge", "Frames scored per second, recent.",
            [({"camera": c.name}, round(c.stats.fps, 3)) for c in cams])
     metric("edge_vad_latency_budget_seconds", "gauge", "Latency budget per camera.",

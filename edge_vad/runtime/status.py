@@ -77,6 +77,7 @@ def format_status(stats: dict) -> str:
             f"  {name:<12} camera {cam}  {c.get('fps', 0):5.1f} fps  every {c.get('stride', 1)} frame(s)  "
             f"latency p50 {_ms(lat.get('p50'))} / p99 {_ms(lat.get('p99'))} ms (budget {_ms(c.get('budget_ms'))})  "
             f"late {c.get('late', 0)}  skipped rate {sk.get('rate', 0)} cadence {sk.get('cadence', 0)} "
-            f"dropped {sk.get('dropped', 0)} corrupt {sk.get('corrupt', 0)}  events {c.get('events', 0)}  "
+            f"dropped {sk.get('dropped', 0)} corrupt {sk.get('corrupt', 0)}  still {c.get('held_still', 0)}  "
+            f"events {c.get('events', 0)}  "
             f"gaps {c.get('gaps', 0)}  state age {c.get('state_age_s')} s")
     return "\n".join(lines)

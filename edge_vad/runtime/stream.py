@@ -15,6 +15,7 @@ import numpy as np
 from edge_vad.data.preprocess import FramePreprocessor, InputSpec
 from edge_vad.runtime.backends import Backend, create_backend
 from edge_vad.runtime.bundle import Bundle
+from edge_vad.runtime.motion_gate import MotionGate
 from edge_vad.scoring.streaming import Calibration, StreamingScorer
 
 
@@ -23,13 +24,17 @@ class StepResult:
     index: int  # frames this stream has scored or warmed up on, from 0
     error: float  # the paper's raw error e(t); NaN while warming up
     score: float  # streaming score in σ of held-out normal footage; NaN while warming up
-    error_map: np.ndarray | None  # H×W, None while warming up
+    error_map: np.ndarray | None  # H×W, None while warming up (and when held)
+    # The motion gate answered: nothing moved since the model last looked, so
+    # error and score repeat that frame's and the model did not run.
+    held: bool = False
 
 
 class CameraStream:
     def __init__(self, bundle: Bundle, backend: Backend | None = None, threads: int | None = None,
-                 backend_options: dict | None = None):
+                 backend_options: dict | None = None, motion_gate: MotionGate | None = None):
         m = bundle.manifest
+        self.gate = motion_gate
         self.bundle = bundle
         self.spec = InputSpec(**m.input.model_dump())
         self.preprocess = FramePreprocessor(self.spec)
@@ -52,15 +57,42 @@ class CameraStream:
         self.index = 0
         self.scorer.reset()
         self.preprocess.reset()
+        self._last: StepResult | None = None
+        self._still_run = 0  # consecutive frames the gate found still
+        if self.gate is not None:
+            self.gate.reset()
 
     @property
     def threshold(self) -> float:
         return self.calibration.threshold
 
     def step(self, frame_bgr: np.ndarray) -> StepResult:
+        held = self._held(frame_bgr)
+        if held is not None:
+            return held
         x = self.preprocess(frame_bgr)[None]
         out = self.backend.run({self.graph.frame_input: x, **self.state})
         return self._finish(out)
+
+    def _held(self, frame_bgr: np.ndarray) -> StepResult | None:
+        """The last result again, if the motion gate finds the view unchanged (never while warming up).
+
+        The model keeps running for the first ``warmup`` still frames: by then its
+        window holds only the still view, so the score it settles on is the score
+        of a still scene, and that is what is repeated. Repeating the score of the
+        last moving frame instead would hold a busy moment's score for as long as
+        the scene stays empty.
+        """
+        last = self._last
+        if self.gate is None or last is None or math.isnan(last.score):
+            return None
+        if not self.gate.still(frame_bgr):
+            self._still_run = 0
+            return None
+        self._still_run += 1
+        if self._still_run <= self.warmup:
+            return None
+        return StepResult(last.index, last.error, last.score, None, held=True)
 
     def _finish(self, out: dict[str, np.ndarray]) -> StepResult:
         for s in self.bundle.manifest.state:
@@ -69,9 +101,12 @@ class CameraStream:
         self.index += 1
         if index < self.warmup:
             # The graph runs on zero state while filling up; its output means nothing yet.
-            return StepResult(index, math.nan, math.nan, None)
-        error_map = out[self.graph.error_map_output][0, 0]
-        return StepResult(index, float(out[self.graph.error_output][0]), self.scorer(error_map), error_map)
+            result = StepResult(index, math.nan, math.nan, None)
+        else:
+            error_map = out[self.graph.error_map_output][0, 0]
+            result = StepResult(index, float(out[self.graph.error_output][0]), self.scorer(error_map), error_map)
+        self._last = result
+        return result
 
     # -- persistence: the daemon snapshots this so a restart does not forget the scene
 
@@ -105,9 +140,14 @@ def step_batch(streams: list["CameraStream"], frames: list[np.ndarray]) -> list[
     first = streams[0]
     if not first.batchable or any(s.backend is not first.backend for s in streams):
         return [s.step(f) for s, f in zip(streams, frames)]
-    x = np.concatenate([s.preprocess(f)[None] for s, f in zip(streams, frames)])
-    inputs = {first.graph.frame_input: x}
-    for name in first.state:
-        inputs[name] = np.concatenate([s.state[name] for s in streams])
-    out = first.backend.run(inputs)
-    return [s._finish({k: v[i:i + 1] for k, v in out.items()}) for i, s in enumerate(streams)]
+    results: list[StepResult | None] = [s._held(f) for s, f in zip(streams, frames)]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        x = np.concatenate([streams[i].preprocess(frames[i])[None] for i in todo])
+        inputs = {first.graph.frame_input: x}
+        for name in first.state:
+            inputs[name] = np.concatenate([streams[i].state[name] for i in todo])
+        out = first.backend.run(inputs)
+        for j, i in enumerate(todo):
+            results[i] = streams[i]._finish({k: v[j:j + 1] for k, v in out.items()})
+    return results

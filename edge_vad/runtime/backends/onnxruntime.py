@@ -14,7 +14,8 @@ from edge_vad.errors import EdgeVadError
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, providers: list[str] | None = None, threads: int | None = None, **_ignored):
+    def __init__(self, model_path: Path, providers: list[str] | None = None, threads: int | None = None,
+                 exact_qdq: bool = False, **_ignored):
         # **_ignored: options meant for other backends (device, cache_dir) when chosen by a profile.
         available = ort.get_available_providers()
         providers = providers or ["CPUExecutionProvider"]
@@ -25,7 +26,10 @@ class OnnxRuntimeBackend:
                 "install onnxruntime-gpu for CUDA/TensorRT providers"
             )
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # exact_qdq: no Q/DQ fusion into integer kernels, so a QDQ graph runs as the arithmetic it writes
+        # down (a converter checking a graph meant for TensorRT on a CPU); everything else: all optimizations.
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if exact_qdq
+                                            else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         if threads:
             options.intra_op_num_threads = threads
         try:
