@@ -25,6 +25,9 @@ class Target:
     # The engine is built on the device itself (TensorRT engines are not portable).
     builds_on_device: bool = False
     description: str = ""
+    # 7-bit INT8 weights: ONNX Runtime's x86 kernels without VNNI (AVX2) saturate 16-bit pair sums with
+    # full-range weights, which on this machine inverted an INT8 model's score (converters/quantize.py).
+    int8_reduce_range: bool = False
 
     def runnable_here(self) -> tuple[bool, str]:
         """Whether this machine can run (and so verify and bench) the target; the reason if not."""
@@ -57,6 +60,7 @@ TARGETS: dict[str, Target] = {
             precisions=("fp32", "int8", "fp16"),
             providers=("CPUExecutionProvider",),
             description="ONNX Runtime on any CPU (x86-64, ARM64 such as Raspberry Pi 5)",
+            int8_reduce_range=True,
         ),
         Target(
             "cuda",
