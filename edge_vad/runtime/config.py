@@ -18,6 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Vali
                       model_validator)
 
 from edge_vad.errors import EdgeVadError
+from edge_vad.runtime.motion_gate import MotionGateSettings
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -86,9 +87,9 @@ class BrokerConfig(_Strict):
 
 
 class MotionGateConfig(_Strict):
-    """Skip the model while nothing moves (``motion_gate: true`` for these defaults)."""
-    pixel_delta: int = Field(6, ge=1, le=255)  # gray levels a thumbnail pixel must change by
-    min_changed: float = Field(0.0005, ge=0, lt=1)  # fraction of thumbnail pixels that must change
+    """Skip the model while nothing moves (``motion_gate: true`` for the gate's own defaults)."""
+    pixel_delta: int = Field(MotionGateSettings.pixel_delta, ge=1, le=255)  # gray levels a thumbnail pixel must change by
+    min_changed: float = Field(MotionGateSettings.min_changed, ge=0, lt=1)  # fraction of thumbnail pixels that must change
 
 
 class CameraConfig(_Strict):

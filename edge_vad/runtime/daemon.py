@@ -204,8 +204,7 @@ class Daemon:
             shared = backends.get(root) if config.batch else None
             gate = None
             if cam.motion_gate is not None:
-                gate = MotionGate(MotionGateSettings(pixel_delta=cam.motion_gate.pixel_delta,
-                                                     min_changed=cam.motion_gate.min_changed))
+                gate = MotionGate(MotionGateSettings(**cam.motion_gate.model_dump()))
             stream = CameraStream(bundle, backend=shared.backend if shared else None, threads=threads,
                                   motion_gate=gate)
             backends.setdefault(root, stream)

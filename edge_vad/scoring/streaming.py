@@ -101,9 +101,9 @@ MIN_FRAMES_PER_CELL = 4
 def calibration_warning(calib: "Calibration", fix: str = "edge-vad calibrate CKPT --data NORMAL_VIDEO") -> str | None:
     """A sentence for the user when the threshold is unlikely to hold on new footage."""
     cells = calib.grid * calib.grid
-    if calib.frames >= MIN_FRAMES_PER_CELL * cells:
-        return None
     need = MIN_FRAMES_PER_CELL * cells
+    if calib.frames >= need:
+        return None
     return (f"the score was calibrated on {calib.frames} normal frames for {cells} grid cells; expect more false "
             f"alarms than the {calib.target_far:.1%} target on new footage. Calibrate on at least {need} frames "
             f"of normal footage from the camera: {fix}")

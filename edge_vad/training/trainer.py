@@ -73,15 +73,22 @@ def _training_options(config: dict[str, Any]) -> dict[str, Any]:
     """The options a resumed run must share with its checkpoint: everything that
     shapes the weights. The epoch count may grow, and score_* options only shape
     the calibration that is refitted when training ends."""
-    return {k: v for k, v in config.items() if k != "epochs" and not k.startswith("score_")}
+    return {k: v for k, v in config.items() if k != "epochs" and not _is_score_option(k)}
+
+
+def _is_score_option(key: str) -> bool:
+    return key.startswith("score_")
+
+
+def _reject_unknown(model_name: str, overrides: dict[str, Any], known) -> None:
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise EdgeVadError(f"unknown option(s) for {model_name}: {', '.join(unknown)}")
 
 
 def _config_for(model_name: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    entry = get_model(model_name)
-    config = entry.preset(preset)
-    unknown = set(overrides) - set(config)
-    if unknown:
-        raise EdgeVadError(f"unknown option(s) for {model_name}: {', '.join(sorted(unknown))}")
+    config = get_model(model_name).preset(preset)
+    _reject_unknown(model_name, overrides, config)
     config.update(overrides)
     return config
 
@@ -225,14 +232,12 @@ def calibrate_checkpoint(ckpt: Path, data: Path | None = None, frames: str | Non
     score_* options (they shape the score, not the weights) and are saved."""
     model, info = ckpt_io.load_model(Path(ckpt))
     if overrides:
-        retrain = sorted(k for k in overrides if not k.startswith("score_"))
+        retrain = sorted(k for k in overrides if not _is_score_option(k))
         if retrain:
             raise EdgeVadError(f"{ckpt}: only score_* options change without retraining; "
                                f"{', '.join(retrain)} needs 'edge-vad train'")
-        known = set().union(*(p.keys() for p in get_model(info["model"]).presets.values()))
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise EdgeVadError(f"unknown option(s) for {info['model']}: {', '.join(unknown)}")
+        # Any preset's keys: a checkpoint older than a score option may still take it.
+        _reject_unknown(info["model"], overrides, set().union(*get_model(info["model"]).presets.values()))
         info["config"].update(overrides)
         model.config.update(overrides)
         ckpt_io.atomic_write_text(Path(ckpt) / ckpt_io.CONFIG, json.dumps(info, indent=2))
