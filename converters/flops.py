@@ -24,6 +24,7 @@ class FlopCount:
     nodes_by_op: Counter = field(default_factory=Counter)  # counted nodes
     not_counted: Counter = field(default_factory=Counter)  # other op types, by node count
     unknown_shape: Counter = field(default_factory=Counter)  # dense ops whose shapes inference left open
+    sampled_frames: int = 0  # frames whose run gave the shapes that depend on the data (0: none did)
 
     @property
     def flops(self) -> int:
@@ -36,6 +37,8 @@ class FlopCount:
             parts.append(f"+{rest} more")
         if self.unknown_shape:
             parts.append("shape unknown: " + ", ".join(f"{op}×{n}" for op, n in self.unknown_shape.items()))
+        if self.sampled_frames:
+            parts.append(f"data-dependent shapes: mean of {self.sampled_frames} frames")
         return ", ".join(parts) or "-"
 
 
@@ -98,23 +101,79 @@ def _node_macs(node, shapes) -> int | None:
     raise ValueError(node.op_type)
 
 
-def count_flops(graph, batch: int = 1) -> FlopCount:
-    """Count the dense-product FLOPs of one call of ``graph`` (a path or an onnx ModelProto) at ``batch``."""
+def count_flops(graph, batch: int = 1, frames=None, state=(), skip: int = 0) -> FlopCount:
+    """Count the dense-product FLOPs of one call of ``graph`` (a path or an onnx ModelProto) at ``batch``.
+
+    A graph can size its work by what it sees (HF2-VAD runs its networks once per
+    object in view), which no shape inference can know. Given ``frames`` (an
+    iterable of preprocessed frames, C×H×W), such ops are counted at the shapes a
+    run over them gives, as a camera would run it: ``state`` pairs each state
+    input with the output that feeds it next frame; the first ``skip`` frames
+    only fill the state. The count is then the mean per frame (batch 1).
+    """
     import onnx
 
-    model = onnx.load(str(graph)) if isinstance(graph, (str, Path)) else graph
-    model = onnx.shape_inference.infer_shapes(_fixed_batch(model, batch), strict_mode=False, data_prop=True)
+    original = onnx.load(str(graph)) if isinstance(graph, (str, Path)) else graph
+    model = onnx.shape_inference.infer_shapes(_fixed_batch(original, batch), strict_mode=False, data_prop=True)
     shapes = _shapes(model)
     result = FlopCount()
+    unknown = []
     for node in model.graph.node:
         if node.op_type not in COUNTED:
             result.not_counted[node.op_type] += 1
             continue
         macs = _node_macs(node, shapes)
         if macs is None:
-            result.unknown_shape[node.op_type] += 1
+            unknown.append(node)
             continue
         result.macs += macs
         result.macs_by_op[node.op_type] += macs
         result.nodes_by_op[node.op_type] += 1
+    if unknown and frames is not None and batch == 1:
+        by_op, n = _run_macs(original, unknown, shapes, frames, state, skip)
+        if n:
+            for op, macs in by_op.items():
+                result.macs += round(macs / n)
+                result.macs_by_op[op] += round(macs / n)
+            result.nodes_by_op.update(node.op_type for node in unknown)
+            result.sampled_frames = n
+            return result
+    result.unknown_shape.update(node.op_type for node in unknown)
     return result
+
+
+def _run_macs(model, nodes, shapes, frames, state, skip) -> tuple[Counter, int]:
+    """MACs of ``nodes`` summed over the frames after ``skip``, at the shapes ONNX Runtime gives them."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inputs = {i.name: i for i in model.graph.input}
+    have = set(inputs) | {o.name for o in model.graph.output} | {i.name for i in model.graph.initializer}
+    wanted = [name for node in nodes for name in (*node.input[:2], node.output[0]) if name and name not in have]
+    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in dict.fromkeys(wanted))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    # Unoptimised, so every value named in the graph still exists.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    frame_name = model.graph.input[0].name
+    carried = {
+        name: np.zeros([1, *(d.dim_value for d in inputs[name].type.tensor_type.shape.dim[1:])], np.float32)
+        for name, _ in state
+    }
+    total, n = Counter(), 0
+    for i, frame in enumerate(frames):
+        feed = {frame_name: np.asarray(frame, np.float32)[None], **carried}
+        out = dict(zip(names, session.run(names, feed)))
+        for name, output in state:
+            carried[name] = out[output]
+        if i < skip:
+            continue
+        seen = {**shapes, **{k: list(v.shape) for k, v in (*feed.items(), *out.items())}}
+        for node in nodes:
+            total[node.op_type] += _node_macs(node, seen) or 0
+        n += 1
+    return total, n

@@ -132,10 +132,11 @@ def motion_layers(model, samples: list[dict], spec) -> list[str]:
     """
     if spec is None or not spec.motion:
         return []
-    from edge_vad.data.motion import extra_channels
+    from edge_vad.data.motion import extra_channels, window_channels
 
     per = spec.channels
     appearance = per - extra_channels(spec.motion)
+    layouts = window_channels(spec)
     convs = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
     tensors = list(dict.fromkeys(n.input[0] for n in convs))
     session = _session(_with_outputs(model, tensors).SerializeToString(), exact=True)
@@ -144,8 +145,10 @@ def motion_layers(model, samples: list[dict], spec) -> list[str]:
         out = {}
         for k, v in sample.items():
             v = v.copy()
-            if v.ndim == 4 and v.shape[1] % per == 0 and v.shape[2:] == (spec.height, spec.width):
-                idx = [c for c in range(v.shape[1]) if lo <= c % per < hi]
+            # A state may carry only a prefix of each past frame's channels (window_channels).
+            step = next((p for p in layouts if v.shape[1] % p == 0), None) if v.ndim == 4 else None
+            if step and v.shape[2:] == (spec.height, spec.width):
+                idx = [c for c in range(v.shape[1]) if lo <= c % step < hi]
                 v[:, idx] += 0.25
             out[k] = v
         return out

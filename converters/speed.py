@@ -254,12 +254,24 @@ class _WindowView:
         return [StateSpec("frames", ((self.model.clip_length - 1) * s.channels, s.height, s.width))]
 
 
-def _count(model, work: Path) -> tuple[FlopCount, FlopCount]:
+def _count(model, work: Path, video: Path, start: int, stop: int, skip: int) -> tuple[FlopCount, FlopCount]:
+    """FLOPs of the step graph and the full-clip graph; work that depends on what is in view
+    (objects) is counted on the footage the paths are timed on."""
     from converters.onnx_export import export_step
+    from edge_vad.data.frames import read_frames
+    from edge_vad.data.preprocess import FramePreprocessor
 
-    export_step(model, work / "step.onnx")
-    export_step(_WindowView(model), work / "clip.onnx")
-    return count_flops(work / "step.onnx"), count_flops(work / "clip.onnx")
+    def footage():
+        prep = FramePreprocessor(model.input_spec())
+        return (prep(f) for f in read_frames(video, start, stop))
+
+    counts = []
+    for view, name in ((model, "step.onnx"), (_WindowView(model), "clip.onnx")):
+        export_step(view, work / name)
+        step = view.step_module()
+        state = list(zip(step.input_names[1:], step.output_names[2:]))
+        counts.append(count_flops(work / name, frames=footage(), state=state, skip=skip))
+    return counts[0], counts[1]
 
 
 def speed(checkpoints: list[Path], targets: list[str] | None = None, threads: int = 2, frames: int = 60,
@@ -271,9 +283,10 @@ def speed(checkpoints: list[Path], targets: list[str] | None = None, threads: in
     if threads < 1 or frames < 1:
         raise EdgeVadError("--threads and --frames must be at least 1")
     # "--targets cpu,openvino-cpu" and "--targets cpu --targets openvino-cpu" both work.
+    # A target may name its precision ("cpu:int8"); without one it runs at the target's default.
     names = [t.strip() for v in (targets or DEFAULT_TARGETS) for t in v.split(",") if t.strip()]
     for name in names:
-        get_target(name)  # unknown names fail before any work
+        get_target(*_target_and_precision(name))  # unknown names fail before any work
     infos = [(Path(c), read_info(Path(c))) for c in checkpoints]
     for ckpt, _ in infos:
         if read_calibration(ckpt) is None:
@@ -301,7 +314,7 @@ def speed(checkpoints: list[Path], targets: list[str] | None = None, threads: in
             work = Path(tmp) / f"flops-{label}"
             work.mkdir()
             log(f"{label}: counting FLOPs of the step graph and of the full-clip graph")
-            step_flops, clip_flops = _count(model, work)
+            step_flops, clip_flops = _count(model, work, src, start, start + skip + frames, skip)
             del model
             flops = FlopRow(label, step_flops, clip_flops)
             report.flop_rows.append(flops)
@@ -318,16 +331,17 @@ def speed(checkpoints: list[Path], targets: list[str] | None = None, threads: in
 
             gap = max(0, (stop - start - skip - frames) // max(1, max(cameras) - 1))
             for name in names:
-                tgt, precision = get_target(name)
-                path = f"{name} ({tgt.backend} {precision})"
+                target_name, asked = _target_and_precision(name)
+                tgt, precision = get_target(target_name, asked)
+                path = f"{target_name} ({tgt.backend} {precision})"
                 ok, why = tgt.runnable_here()
                 if not ok:
                     report.path_rows.append(PathRow(label, path, f"skipped ({why})"))
                     continue
-                bundle = out_root / label / name
+                bundle = out_root / label / f"{target_name}-{precision}"
                 log(f"{label}: converting to {name}")
                 try:
-                    convert(ckpt, name, bundle, threads=threads, log=lambda *a: None)
+                    convert(ckpt, target_name, bundle, precision=precision, threads=threads, log=lambda *a: None)
                 except EdgeVadError as exc:
                     report.path_rows.append(PathRow(label, path, f"conversion failed ({str(exc).splitlines()[0]})"))
                     continue
@@ -352,6 +366,11 @@ def speed(checkpoints: list[Path], targets: list[str] | None = None, threads: in
     return report
 
 
+def _target_and_precision(name: str) -> tuple[str, str | None]:
+    target, _, precision = name.partition(":")
+    return target, precision or None
+
+
 def _path_row(model: str, path: str, res: dict, gflop: float, limit: float | None, ref_ms: float | None = None) -> PathRow:
     if "error" in res:
         return PathRow(model, path, f"failed ({res['error']})")
@@ -369,7 +388,7 @@ def _camera_row(model, target, n, res, gflop, limit) -> CameraRow:
 
 def _cuda_reference(names, threads, ckpt, common, label, clip_flops, report) -> PathRow | None:
     """The reference on the GPU too, when a GPU target is asked for and torch sees one."""
-    if not any(n in ("cuda", "cuda-trt", "tensorrt") for n in names):
+    if not any(_target_and_precision(n)[0] in ("cuda", "cuda-trt", "tensorrt") for n in names):
         return None
     import torch
 

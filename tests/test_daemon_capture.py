@@ -219,3 +219,24 @@ def test_an_rtsp_camera_delivers_the_frames_it_serves():
     # JPEG at quality 90: close to the first frame, and farther from the others.
     errors = [float(np.abs(image.astype(np.float32) - f.astype(np.float32)).mean()) for f in frames]
     assert errors[0] < 2.0 and errors[0] < min(errors[1:]), errors
+
+
+@pytest.mark.parametrize("busy", [0.14, 0.16, 0.175, 0.19])
+def test_rate_and_cadence_grids_stay_aligned_when_the_model_is_busy(busy):
+    """At stride 2, frames that arrive while the model works are dropped; the first one after it
+    must not move the rate grid unless it is kept, or kept frames come in 125/275 ms pairs."""
+    from types import SimpleNamespace
+
+    from edge_vad.runtime.daemon import Camera, _Pacer
+
+    cam = SimpleNamespace(period=0.1, capture=SimpleNamespace(interval=0.025), rate=_Pacer(), cadence=_Pacer(),
+                          stats=SimpleNamespace(stride=2, skipped_rate=0, skipped_cadence=0))
+    kept, free_at = [], 0.0
+    for ts in np.round(np.arange(0, 6, 0.025), 3):
+        if ts < free_at:
+            continue  # dropped by the capture thread while the model is busy
+        if Camera.admit(cam, ts):
+            kept.append(ts)
+            free_at = ts + busy
+    gaps = np.round(np.diff(kept[1:]), 3)
+    assert len(gaps) >= 20 and np.all(gaps == 0.2), gaps

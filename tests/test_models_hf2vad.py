@@ -67,8 +67,9 @@ def test_cubes_are_the_boxes_of_the_last_frame_over_all_frames():
     for i in range(m.clip_length):
         clip[0, i, 0] = float(i)
     cubes, valid, masks = m.objects(clip)
-    assert valid[0].tolist() == [True, True] + [False] * (cfg["max_objects"] - 2)
-    assert cubes.shape == (1, cfg["max_objects"], m.clip_length, 3, 32, 32)
+    # Only the slots holding an object are cut.
+    assert valid[0].tolist() == [True, True]
+    assert cubes.shape == (1, 2, m.clip_length, 3, 32, 32)
     for i in range(m.clip_length):
         torch.testing.assert_close(cubes[0, :2, i, 0], torch.full((2, 32, 32), float(i)))
     # Content: a horizontal ramp cropped at box x0..x1 (pixel centres 5..20) spans those
@@ -110,3 +111,48 @@ def test_edge_preset_fits_a_small_device():
     assert edge["mem_slots"] < 2000 and params * 4 < 10e6, "edge weights must ship in ≤ 10 MB"
     paper = entry.preset("paper")
     assert paper["mem_slots"] == 2000 and paper["features_root"] == 32
+
+
+@torch.no_grad()
+def test_empty_slots_are_skipped_without_changing_scores():
+    m, cfg = _model()
+    clip = _clip_with_boxes(m, cfg)
+    k = cfg["max_objects"]
+    # The same two objects in slots 0 and k−1, with empty slots between them.
+    gapped = clip.clone()
+    gapped[0, -1, 3 + k - 1] = clip[0, -1, 4]
+    gapped[0, -1, 4] = 0
+    cubes, valid, _ = m.objects(gapped)
+    assert cubes.shape[1] == 2 and valid[0].tolist() == [True, True]
+    a, b = m.score_windows(clip), m.score_windows(gapped)
+    torch.testing.assert_close(a["error"], b["error"])
+    torch.testing.assert_close(a["error_map"], b["error_map"])
+    # A batch whose clips have different object counts scores each clip as it scores alone.
+    one = clip.clone()
+    one[0, -1, 4] = 0
+    both = m.score_windows(torch.cat([clip, one]))
+    alone = m.score_windows(one)
+    torch.testing.assert_close(both["error"], torch.cat([a["error"], alone["error"]]))
+    torch.testing.assert_close(both["error_map"], torch.cat([a["error_map"], alone["error_map"]]))
+
+
+@torch.no_grad()
+def test_step_carries_appearance_and_flow_only_and_scores_the_sliding_window():
+    m, cfg = _model()
+    step = m.step_module().eval()
+    (state_spec,) = m.state_specs()
+    assert state_spec.shape == (m.past * 3, cfg["height"], cfg["width"]), "box masks of past frames are not state"
+    gen = torch.Generator().manual_seed(1)
+    frames = torch.zeros(8, m.input_spec().channels, cfg["height"], cfg["width"])
+    frames[:, :3] = torch.rand(8, 3, cfg["height"], cfg["width"], generator=gen)
+    for i in range(8):  # a box that moves, and a second one on some frames
+        frames[i, 3, 10 : 30, 5 + 2 * i : 25 + 2 * i] = 1
+        if i % 2:
+            frames[i, 4, 40 : 55, 50 : 70] = 1
+    state = torch.zeros(1, *state_spec.shape)
+    for i in range(8):
+        error, error_map, state = step(frames[i : i + 1], state)
+        if i >= m.clip_length - 1:
+            ref = m.score_windows(frames[i - m.clip_length + 1 : i + 1][None])
+            torch.testing.assert_close(error, ref["error"])
+            torch.testing.assert_close(error_map, ref["error_map"])

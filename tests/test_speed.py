@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from edge_vad.errors import EdgeVadError
 from helpers import REPO
 
 
@@ -61,6 +62,46 @@ def test_flop_count_matches_closed_form():
     assert count_flops(model, batch=3).macs == 3 * (conv + convt + matmul) + gemm
 
 
+def test_flop_count_of_work_sized_by_what_the_camera_sees():
+    """A graph that runs its Conv once per object (HF2-VAD's cubes): shape inference cannot size it,
+    a run over frames can, with the state carried as a camera carries it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.flops import count_flops
+
+    w = numpy_helper.from_array(np.ones((3, 1, 3, 3), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 1, 4, 4], np.int64), "shape")
+    # The objects are the slots of the *previous* frame (the state) that hold anything.
+    nodes = [
+        helper.make_node("ReduceMax", ["prev"], ["peak"], axes=[2, 3], keepdims=0),
+        helper.make_node("Cast", ["peak"], ["flag"], to=TensorProto.BOOL),
+        helper.make_node("NonZero", ["flag"], ["nz"]),
+        helper.make_node("Gather", ["nz", "one"], ["idx"], axis=0),
+        helper.make_node("Gather", ["prev", "idx"], ["objects"], axis=1),
+        helper.make_node("Reshape", ["objects", "shape"], ["cubes"]),
+        helper.make_node("Conv", ["cubes", "w"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("ReduceSum", ["y"], ["error"], keepdims=0),
+        helper.make_node("Identity", ["x"], ["prev_out"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "objects",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 5, 4, 4]),
+         helper.make_tensor_value_info("prev", TensorProto.FLOAT, ["batch", 5, 4, 4])],
+        [helper.make_tensor_value_info("error", TensorProto.FLOAT, []),
+         helper.make_tensor_value_info("prev_out", TensorProto.FLOAT, ["batch", 5, 4, 4])],
+        [w, shape, numpy_helper.from_array(np.array(1, np.int64), "one")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert dict(count_flops(model).unknown_shape) == {"Conv": 1}
+
+    frames = [np.zeros((5, 4, 4), np.float32) for _ in range(4)]
+    for i, n in enumerate([2, 1, 4, 3]):  # objects in view per frame
+        frames[i][:n] = 1
+    count = count_flops(model, frames=frames, state=[("prev", "prev_out")], skip=2)
+    # Timed frames 2 and 3 run on frames 1 and 2 (1 and 4 objects): 432 MACs per object.
+    assert count.macs == 432 * (1 + 4) / 2 and count.sampled_frames == 2 and not count.unknown_shape
+
+
 def test_speed_report_on_a_tiny_model(daemon_bundle, tmp_path):
     from converters.flops import count_flops
     from converters.speed import REFERENCE, speed
@@ -85,7 +126,7 @@ def test_speed_report_on_a_tiny_model(daemon_bundle, tmp_path):
 
     (flops,) = report.flop_rows
     # The step's count is the shipped graph's, and a step never costs more than the full clip.
-    assert flops.step.flops == count_flops(tmp_path / ckpt.name / "cpu" / "model.onnx").flops > 0
+    assert flops.step.flops == count_flops(tmp_path / ckpt.name / "cpu-fp32" / "model.onnx").flops > 0
     assert 0 < flops.step.flops <= flops.clip.flops
 
     rows = {r.path.split(" (")[0]: r for r in report.path_rows}
@@ -129,3 +170,13 @@ def test_speed_refuses_unknown_targets_before_work(tmp_path):
 
     with pytest.raises(EdgeVadError, match="unknown target 'toaster'"):
         speed([tmp_path], targets=["cpu,toaster"], log=lambda *a: None)
+
+
+def test_a_target_may_name_its_precision_and_a_wrong_one_fails_before_any_work(tmp_path):
+    from converters.speed import speed
+
+    # The checkpoint does not exist: the target list is checked first.
+    with pytest.raises(EdgeVadError, match="does not support precision 'int4'"):
+        speed([tmp_path / "missing"], targets=["cpu,openvino-cpu:int4"], log=lambda *a: None)
+    with pytest.raises(EdgeVadError, match="unknown target .cpux."):
+        speed([tmp_path / "missing"], targets=["cpux:int8"], log=lambda *a: None)

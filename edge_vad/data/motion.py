@@ -49,6 +49,15 @@ def extra_channels(name: str) -> int:
     return 2 if kind == "flow" else 2 + k
 
 
+def window_channels(spec) -> list[int]:
+    """Channels per frame that a model's state may carry for each past frame: the whole frame,
+    or, for ``objects:K``, its appearance and flow alone (box masks serve the current frame only).
+    Each is a prefix of the frame's channels."""
+    kind, _ = parse(spec.motion)
+    whole = spec.channels
+    return [whole] if kind == "flow" else [whole, whole - extra_channels(spec.motion) + 2]
+
+
 class FlowFrames:
     """Appearance + DIS flow (in pixels at ``FLOW_UPSCALE`` × the input size)."""
 
@@ -64,13 +73,15 @@ class FlowFrames:
     def reset(self) -> None:
         self.prev: np.ndarray | None = None
 
-    def _gray(self, frame_bgr: np.ndarray) -> np.ndarray:
-        g = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
-        return cv2.resize(g, self.flow_size, interpolation=cv2.INTER_AREA)
+    def _small(self, gray: np.ndarray) -> np.ndarray:
+        return cv2.resize(gray, (self.spec.width, self.spec.height), interpolation=cv2.INTER_AREA)
 
     def flow(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """2×H×W flow previous → current; zeros on the first frame."""
-        g = self._gray(frame_bgr)
+        """2×H×W flow previous → current; zeros on the first frame.
+
+        Only the newest pair is computed: the previous frame is kept as DIS
+        input, and the flows of older pairs travel in the model's state."""
+        g = cv2.resize(_gray(frame_bgr), self.flow_size, interpolation=cv2.INTER_AREA)
         if self.prev is None:
             f = np.zeros((self.spec.height, self.spec.width, 2), np.float32)
         else:
@@ -79,11 +90,19 @@ class FlowFrames:
         self.prev = g
         return np.ascontiguousarray(f.transpose(2, 0, 1), dtype=np.float32)
 
-    def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
-        from edge_vad.data.preprocess import preprocess
+    def _appearance(self, frame_bgr: np.ndarray, small: np.ndarray | None) -> np.ndarray:
+        from edge_vad.data.preprocess import preprocess, to_float
 
-        app = preprocess(frame_bgr, _plain(self.spec))
-        return np.concatenate([app, self.flow(frame_bgr)])
+        # A gray model's appearance is the gray frame at the input size, already made for flow or boxes.
+        if self.spec.color == "gray" and small is not None:
+            return to_float(small, self.spec)
+        return preprocess(frame_bgr, _plain(self.spec))
+
+    def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
+        # One gray conversion of the full frame serves appearance and flow (each costs a pass over it).
+        gray = _gray(frame_bgr)
+        small = self._small(gray) if self.spec.color == "gray" else None
+        return np.concatenate([self._appearance(frame_bgr, small), self.flow(gray)])
 
 
 class ObjectFrames(FlowFrames):
@@ -112,9 +131,12 @@ class ObjectFrames(FlowFrames):
 
     def boxes(self, frame_bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Foreground boxes (x0, y0, x1, y1), inclusive, at the input size, largest first."""
+        return self._boxes(self._small(_gray(frame_bgr)))
+
+    def _boxes(self, small: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """``boxes`` from the gray frame already resized to the input size."""
         h, w = self.spec.height, self.spec.width
-        g = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
-        g = cv2.GaussianBlur(cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA), (5, 5), 0)
+        g = cv2.GaussianBlur(small, (5, 5), 0)
         fg = self.bg.apply(g) > 0
         if self.prev_small is not None:
             fg |= cv2.absdiff(g, self.prev_small) > self.DIFF_THRESHOLD
@@ -136,11 +158,18 @@ class ObjectFrames(FlowFrames):
         return [b for _, b in found[: self.slots]]
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
-        base = super().__call__(frame_bgr)
+        # The gray frame at the input size is both the appearance (gray models) and the boxes' input.
+        gray = _gray(frame_bgr)
+        small = self._small(gray)
+        base = np.concatenate([self._appearance(frame_bgr, small), self.flow(gray)])
         masks = np.zeros((self.slots, self.spec.height, self.spec.width), np.float32)
-        for k, (x0, y0, x1, y1) in enumerate(self.boxes(frame_bgr)):
+        for k, (x0, y0, x1, y1) in enumerate(self._boxes(small)):
             masks[k, y0 : y1 + 1, x0 : x1 + 1] = 1.0
         return np.concatenate([base, masks])
+
+
+def _gray(frame_bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
 
 
 PREPROCESSORS: dict[str, Callable] = {"flow": FlowFrames, "objects": ObjectFrames}

@@ -50,6 +50,11 @@ def preprocess(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
         img = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
     # INTER_AREA averages the pixels it drops: a 4-7× downscale with bilinear would alias.
     img = cv2.resize(img, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+    return to_float(img, spec)
+
+
+def to_float(img: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 H×W(×3) at the input size → float32 C×H×W in [low, high]."""
     out = img.astype(np.float32) * ((spec.high - spec.low) / 255.0) + spec.low
     return out[None] if out.ndim == 2 else np.ascontiguousarray(out.transpose(2, 0, 1))
 

@@ -70,12 +70,16 @@ class _Pacer:
     def __init__(self):
         self.due: float | None = None
 
-    def keep(self, ts: float, period: float, slack: float) -> bool:
+    def keep(self, ts: float, period: float, slack: float, commit: bool = True) -> bool:
+        """Whether ``ts`` is on the grid; ``commit=False`` asks without moving the grid."""
         if self.due is None:
-            self.due = ts + period
+            if commit:
+                self.due = ts + period
             return True
         if ts < self.due - slack:
             return False
+        if not commit:
+            return True
         self.due += period
         if self.due < ts + 0.5 * period:
             self.due += period * math.ceil((ts + 0.5 * period - self.due) / period)
@@ -126,12 +130,16 @@ class Camera:
             return True
         interval = self.capture.interval
         slack = 0.5 * min(self.period, interval) if interval else 0.5 * self.period
-        if not self.rate.keep(ts, self.period, slack):
+        # The rate grid moves only for a frame that is kept: moved for a frame the cadence
+        # then thins away, it ran ahead of the cadence's grid, and under load the kept frames
+        # came in short/long pairs (125/275 ms at a 200 ms cadence).
+        if not self.rate.keep(ts, self.period, slack, commit=False):
             self.stats.skipped_rate += 1
             return False
         if self.stats.stride > 1 and not self.cadence.keep(ts, self.period * self.stats.stride, slack):
             self.stats.skipped_cadence += 1
             return False
+        self.rate.keep(ts, self.period, slack)
         return True
 
     def adapt(self, work_s: float) -> None:

@@ -14,14 +14,14 @@ class ClipDataset(torch.utils.data.Dataset):
     """Clips from one or more contiguous segments; a clip never spans two segments
     (the gap between them is held-out footage)."""
 
-    def __init__(self, segments: list[np.ndarray], clip_length: int, strides=(1,)):
+    def __init__(self, segments: list[np.ndarray], clip_length: int, strides=(1,), every: int = 1):
         self.segments = [torch.from_numpy(np.ascontiguousarray(s)) for s in segments]
         self.length = clip_length
         self.index = [
             (k, start, s)
             for k, seg in enumerate(self.segments)
             for s in strides
-            for start in range(len(seg) - (clip_length - 1) * s)
+            for start in range(0, len(seg) - (clip_length - 1) * s, every)
         ]
         if not self.index:
             raise ValueError(f"segments of {[len(s) for s in segments]} frames are too few for clips of {clip_length}")

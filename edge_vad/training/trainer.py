@@ -155,7 +155,7 @@ def train(
         ckpt_io.load_optimizer_state(out, optimizers, info)
         log(f"resuming {out} at epoch {start_epoch}/{config['epochs']}")
 
-    dataset = ClipDataset(train_px, model.train_clip_length, config.get("strides", (1,)))
+    dataset = ClipDataset(train_px, model.train_clip_length, config.get("strides", (1,)), model.train_clip_every)
     base_info = {
         "format": 1,
         "model": model_name,

@@ -160,6 +160,8 @@ class Bisho(VadModel):
         h1 = c["hidden"][0]
         self.head = nn.Conv2d(h1 * (2 if self.bidirectional else 1), ch, int(c["conv_kernel"]), padding=int(c["conv_kernel"]) // 2)
         self.register_buffer("window", gaussian_window(), persistent=False)
+        # Not the paper's network: predict the change from the newest input (README.md).
+        self.residual = bool(c.get("residual", False))
 
     def input_spec(self, fps: float | None = None) -> InputSpec:
         size = self.config["size"]
@@ -198,7 +200,12 @@ class Bisho(VadModel):
                 f = self.bwd.step(inputs[:, t], sb)
                 if t in feats:
                     feats[t].append(f)
-        return torch.stack([torch.tanh(self.head(torch.cat(feats[t], dim=1))) for t in targets], dim=1)
+        out = torch.stack([torch.tanh(self.head(torch.cat(feats[t], dim=1))) for t in targets], dim=1)
+        if self.residual:
+            # Each target's base is the newest input before it (README.md, "residual").
+            base = [inputs[:, min(t + self.n - 1, t_len - 1)] for t in targets]
+            out = torch.stack(base, dim=1) + out
+        return out
 
     def loss(self, clips):
         inputs = clips[:, : self.T]

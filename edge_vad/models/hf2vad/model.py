@@ -250,31 +250,47 @@ class HF2VAD(VadModel):
 
     def state_specs(self) -> list[StateSpec]:
         c = self.config
-        return [StateSpec("frames", (self.past * self.input_spec().channels, c["height"], c["width"]))]
+        # Appearance and flow of the last t frames; their box masks are never read again.
+        return [StateSpec("frames", (self.past * (self.app_ch + 2), c["height"], c["width"]))]
+
+    def step_module(self) -> nn.Module:
+        return CubeStep(self)
 
     # --- cubes -------------------------------------------------------------
     def objects(self, clips: torch.Tensor):
-        """clips B×L×(C+2+K)×H×W → cubes B×K×L×(C+2)×S×S, valid B×K, masks B×K×H×W.
+        """clips B×L×(C+2+K)×H×W → cubes B×N×L×(C+2)×S×S, valid B×N, masks B×N×H×W."""
+        ca = self.app_ch + 2
+        return self.crop(clips[:, :, :ca], clips[:, -1, ca:])
+
+    def crop(self, frames: torch.Tensor, masks: torch.Tensor):
+        """frames B×L×(C+2)×H×W, box masks of the last frame B×K×H×W → cubes B×N×L×(C+2)×S×S,
+        valid B×N, masks B×N×H×W.
 
         Every box of the last frame is cropped from all L frames (the paper's
-        STC: the same box over t−4..t), bilinearly resized to S×S.
+        STC: the same box over t−4..t), bilinearly resized to S×S. Only the N
+        slots that hold an object in some clip of the batch are cut (at least
+        one, so no tensor is empty): the paper scores the objects a frame has,
+        and an empty slot would cost a full cube's networks to be masked away.
         """
-        b, length, _, h, w = clips.shape
-        ca, k, s = self.app_ch + 2, self.slots, self.cube
-        masks = clips[:, -1, ca:]
+        b, length, ca, h, w = frames.shape
+        s = self.cube
+        k_all = masks.shape[1]
+        keep = (masks.flatten(2).amax(-1) > 0.5).any(0) | (torch.arange(k_all, device=masks.device) == 0)
+        masks = masks.index_select(1, keep.nonzero()[:, 0])
+        k = masks.shape[1]
         rows, cols = masks.amax(-1), masks.amax(-2)
-        ys = torch.arange(h, dtype=clips.dtype, device=clips.device)
-        xs = torch.arange(w, dtype=clips.dtype, device=clips.device)
+        ys = torch.arange(h, dtype=frames.dtype, device=frames.device)
+        xs = torch.arange(w, dtype=frames.dtype, device=frames.device)
         y1, y0 = (rows * ys).amax(-1), (h - 1) - (rows * (h - 1 - ys)).amax(-1)
         x1, x0 = (cols * xs).amax(-1), (w - 1) - (cols * (w - 1 - xs)).amax(-1)
         valid = rows.amax(-1) > 0.5
-        g = (torch.arange(s, dtype=clips.dtype, device=clips.device) + 0.5) / s
+        g = (torch.arange(s, dtype=frames.dtype, device=frames.device) + 0.5) / s
         # align_corners=False coordinates: pixel i spans [2i/W − 1, 2(i+1)/W − 1].
-        gx = (2 * x0 / w - 1).unsqueeze(-1) + (2 * (x1 - x0 + 1) / w).unsqueeze(-1) * g  # B×K×S
+        gx = (2 * x0 / w - 1).unsqueeze(-1) + (2 * (x1 - x0 + 1) / w).unsqueeze(-1) * g  # B×N×S
         gy = (2 * y0 / h - 1).unsqueeze(-1) + (2 * (y1 - y0 + 1) / h).unsqueeze(-1) * g
         grid = torch.stack([gx.unsqueeze(-2).expand(b, k, s, s), gy.unsqueeze(-1).expand(b, k, s, s)], -1)
         # Objects are laid out along the output's rows: one sampling call, no per-object copies of the frames.
-        src = clips[:, :, :ca].reshape(b, length * ca, h, w)
+        src = frames.reshape(b, length * ca, h, w)
         out = F.grid_sample(src, grid.reshape(b, k * s, s, 2), mode="bilinear", padding_mode="border", align_corners=False)
         cubes = out.reshape(b, length, ca, k, s, s).permute(0, 3, 1, 2, 4, 5)
         return cubes, valid, masks
@@ -372,12 +388,17 @@ class HF2VAD(VadModel):
 
     # --- scoring -----------------------------------------------------------
     def score_windows(self, clips):
+        ca = self.app_ch + 2
+        return self.score_cubes(clips[:, :, :ca], clips[:, -1, ca:])
+
+    def score_cubes(self, frames, masks):
         """Frame error = max over objects of w_r·z(s_of) + w_p·z(s_fr); the error map
-        paints each object's score above the no-object score into its box."""
+        paints each object's score above the no-object score into its box.
+
+        frames B×L×(C+2)×H×W (appearance and flow), masks B×K×H×W (the last frame's boxes)."""
         c = self.config
-        b = clips.shape[0]
-        cubes, valid, masks = self.objects(clips)
-        k = self.slots
+        cubes, valid, masks = self.crop(frames, masks)
+        b, k = valid.shape
         s_of, s_fr = self.errors(cubes.reshape(b * k, *cubes.shape[2:]))
         m_of, sd_of, m_fr, sd_fr = self.stats
         z = c["w_flow"] * (s_of - m_of) / sd_of + c["w_frame"] * (s_fr - m_fr) / sd_fr
@@ -386,6 +407,29 @@ class HF2VAD(VadModel):
         error = z.amax(1)
         error_map = (masks * (z - base).clamp_min(0).reshape(b, k, 1, 1)).amax(1, keepdim=True)
         return {"error": error, "error_map": error_map}
+
+
+class CubeStep(nn.Module):
+    """Streaming step: the state is the appearance and flow of the last t frames.
+
+    Scores exactly the sliding window ``score_windows`` scores; the masks of
+    past frames are left out of the state because cubes are cut with the
+    current frame's boxes only (10 of 13 channels per frame at K = 10).
+    """
+
+    input_names = ("frame", "frames")
+    output_names = ("error", "error_map", "frames_out")
+
+    def __init__(self, model: HF2VAD):
+        super().__init__()
+        self.model = model
+        self.ca = model.app_ch + 2
+
+    def forward(self, frame: torch.Tensor, frames: torch.Tensor):
+        b, _, h, w = frame.shape
+        window = torch.cat([frames.reshape(b, -1, self.ca, h, w), frame[:, : self.ca].unsqueeze(1)], dim=1)
+        out = self.model.score_cubes(window, frame[:, self.ca:])
+        return out["error"], out["error_map"], window[:, 1:].reshape(b, -1, h, w)
 
 
 def build(config: dict[str, Any]) -> HF2VAD:
