@@ -86,19 +86,26 @@ def test_carried_options_that_cannot_work_are_refused_by_name(options, message):
         ENTRY.torch_side().build(_config(**options))
 
 
+@pytest.fixture(scope="module")
+def carried_ckpt(tmp_path_factory):
+    from edge_vad.training.trainer import train
+
+    ckpt = tmp_path_factory.mktemp("carried") / "ckpt"
+    train("stconvlstm", "edge", need_vtest(), ckpt, frames="0:240", epochs=1, threads=1, log=lambda *a: None,
+          overrides={**ENTRY.test_overrides, "stream": "carried", "sequence": 12, "residual": True})
+    return ckpt
+
+
 @pytest.mark.slow
-def test_carried_bundle_passes_parity_and_costs_a_fraction_of_the_window(tmp_path):
+def test_carried_bundle_passes_parity_and_costs_a_fraction_of_the_window(carried_ckpt, tmp_path):
     from converters import convert
     from converters.flops import count_flops
     from converters.onnx_export import export_step
     from edge_vad.evaluation.scorers import score_bundle, score_checkpoint
     from edge_vad.training.checkpoint import load_model
-    from edge_vad.training.trainer import train
 
     vtest = need_vtest()
-    ckpt = tmp_path / "ckpt"
-    train("stconvlstm", "edge", vtest, ckpt, frames="0:240", epochs=1, threads=1, log=lambda *a: None,
-          overrides={**ENTRY.test_overrides, "stream": "carried", "sequence": 12, "residual": True})
+    ckpt = carried_ckpt
     manifest = convert(ckpt, "cpu", tmp_path / "bundle", log=lambda *a: None)
     assert [s.input for s in manifest.state] == ["h1", "c1", "h2", "c2", "h3", "c3", "predicted"]
     assert manifest.warmup_frames == 5
@@ -114,3 +121,29 @@ def test_carried_bundle_passes_parity_and_costs_a_fraction_of_the_window(tmp_pat
     step = count_flops(tmp_path / "bundle" / "model.onnx").flops
     # One encoder and one forecaster step, against τ of each for the paper's window.
     assert 0 < step < 0.3 * count_flops(tmp_path / "window.onnx").flops
+
+
+@pytest.mark.slow
+def test_calibrate_changes_score_options_without_retraining_and_leaves_a_refused_value_unwritten(carried_ckpt, tmp_path):
+    import json
+    import shutil
+
+    from edge_vad.training.checkpoint import load_model
+    from edge_vad.training.trainer import calibrate_checkpoint
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(carried_ckpt, ckpt)
+    calib = calibrate_checkpoint(ckpt, overrides={"score_horizons": [1], "score_grid": 2}, log=lambda *a: None)
+    model, info = load_model(ckpt)
+    assert info["config"]["score_horizons"] == [1] and model.horizon == 2 and calib.grid == 2
+    # Three held-out blocks of 20 frames, each warming up for τ + horizon − 1 = 6.
+    assert calib.frames == 3 * (20 - 6)
+    assert [s.shape for s in model.state_specs()][-1] == (2, 67, 67)
+
+    before = (ckpt / "config.json").read_bytes(), (ckpt / "calibration.json").read_bytes()
+    with pytest.raises(EdgeVadError, match="names one predicted frame"):
+        calibrate_checkpoint(ckpt, overrides={"score_horizons": [0, 1]}, log=lambda *a: None)
+    with pytest.raises(EdgeVadError, match="needs 'edge-vad train'"):
+        calibrate_checkpoint(ckpt, overrides={"residual": False}, log=lambda *a: None)
+    assert ((ckpt / "config.json").read_bytes(), (ckpt / "calibration.json").read_bytes()) == before
+    assert json.loads(before[0])["config"]["score_horizons"] == [1]

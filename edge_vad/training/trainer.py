@@ -237,9 +237,14 @@ def calibrate_checkpoint(ckpt: Path, data: Path | None = None, frames: str | Non
             raise EdgeVadError(f"{ckpt}: only score_* options change without retraining; "
                                f"{', '.join(retrain)} needs 'edge-vad train'")
         # Any preset's keys: a checkpoint older than a score option may still take it.
-        _reject_unknown(info["model"], overrides, set().union(*get_model(info["model"]).presets.values()))
+        entry = get_model(info["model"])
+        _reject_unknown(info["model"], overrides, set().union(*entry.presets.values()))
         info["config"].update(overrides)
-        model.config.update(overrides)
+        # Built before anything is written: a value the model refuses must leave the checkpoint as it was.
+        state = model.state_dict()
+        model = entry.torch_side().build(info["config"])
+        model.load_state_dict(state)
+        model.eval()
         ckpt_io.atomic_write_text(Path(ckpt) / ckpt_io.CONFIG, json.dumps(info, indent=2))
     if data is None:
         src = info["data"]
