@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from daemon_helpers import FrameReader  # noqa: E402
-from helpers import free_port, wait_for_port  # noqa: E402
+from helpers import find_mosquitto, local_mosquitto  # noqa: E402
 
 
 def bare(bundle_dir: Path, frames: list, n: int, threads: int, fps: float, count: int) -> float:
@@ -92,13 +91,10 @@ def main() -> None:
     from edge_vad.data.frames import read_frames
 
     frames = [np.ascontiguousarray(f) for f in read_frames(args.video, 0, 100)]
-    port = free_port()
-    conf = Path(tempfile.mkdtemp()) / "m.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for_port("127.0.0.1", port, 10), "mosquitto did not start"
+    exe = find_mosquitto()
+    if exe is None:
+        raise SystemExit("mosquitto is not installed; install it with: sudo apt-get install -y mosquitto")
+    with local_mosquitto(exe) as port:
         print(f"{'cameras':>7} {'budget ms':>9} {'p50 ms':>7} {'p99 ms':>7} {'late':>5} {'skipped':>7} "
               f"{'bare ms/frame':>13} {'daemon ms/frame':>15} {'overhead':>8}")
         for n in [int(x) for x in args.cameras.split(",")]:
@@ -107,9 +103,6 @@ def main() -> None:
             over = d["cpu_per_frame"] / b - 1
             print(f"{n:>7} {d['budget_ms']:>9.0f} {d['p50']:>7.1f} {d['p99']:>7.1f} {d['late']:>5} {d['skipped']:>7} "
                   f"{b * 1000:>13.2f} {d['cpu_per_frame'] * 1000:>15.2f} {over:>8.1%}")
-    finally:
-        broker.terminate()
-        broker.wait(5)
 
 
 if __name__ == "__main__":

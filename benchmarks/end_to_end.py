@@ -19,8 +19,6 @@ import argparse
 import contextlib
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,32 +27,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import free_port, wait_for_port  # noqa: E402
+from helpers import find_mosquitto, local_mosquitto  # noqa: E402
 
 TARGET_FPS = 25.0
 
 
 @contextlib.contextmanager
 def broker():
-    """A real broker on a free loopback port: mosquitto if installed (as on a device), else amqtt."""
-    exe = shutil.which("mosquitto")
+    """A real broker: mosquitto if installed (as on a device), else the embedded one."""
+    exe = find_mosquitto()
     if exe is None:
         from edge_vad.runtime.broker import EmbeddedBroker
 
         with EmbeddedBroker() as b:
             yield b.url, "embedded (amqtt)"
         return
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for_port("127.0.0.1", port)
-            yield f"mqtt://127.0.0.1:{port}", "mosquitto"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with local_mosquitto(exe) as port:
+        yield f"mqtt://127.0.0.1:{port}", "mosquitto"
 
 
 def write_clip(video: Path, start: int, stop: int, out: Path) -> int:

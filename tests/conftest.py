@@ -16,18 +16,10 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from helpers import find_mosquitto as _find_mosquitto  # noqa: E402
 from helpers import free_port, wait_for_port  # noqa: E402
 
-_MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 _INSTALL_HINT = "sudo apt-get install -y mosquitto"
-
-
-def _find_mosquitto() -> str | None:
-    for candidate in _MOSQUITTO_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
 
 
 class Mosquitto:

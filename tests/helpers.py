@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -71,3 +76,29 @@ def flying_block_clip(path, normal_frames, anomaly_at: int, length: int = 20):
         x = int((k / length) * (w - 120))
         frames[i][h // 3 : h // 3 + 90, x : x + 120] = (255, 255, 255)
     return write_clip(path, frames), (anomaly_at, min(anomaly_at + length, len(frames)))
+
+
+def find_mosquitto() -> str | None:
+    """The mosquitto binary (PATH, then Debian's and a source build's sbin), or None."""
+    for candidate in ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+@contextlib.contextmanager
+def local_mosquitto(binary: str):
+    """A throwaway mosquitto on a free loopback port, for the benchmarks; yields the port."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if not wait_for_port("127.0.0.1", port, 10):
+                raise RuntimeError(f"mosquitto did not accept connections on port {port}")
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

@@ -35,7 +35,6 @@ class MotionGate:
     def __init__(self, settings: MotionGateSettings | None = None):
         self.settings = settings or MotionGateSettings()
         self._ref: np.ndarray | None = None
-        self.held = 0  # frames answered without the model, since the last reset
 
     def reset(self) -> None:
         self._ref = None
@@ -48,7 +47,6 @@ class MotionGate:
         if self._ref is not None and self._ref.shape == thumb.shape:
             changed = np.count_nonzero(cv2.absdiff(thumb, self._ref) > s.pixel_delta)
             if changed <= s.min_changed * thumb.size:
-                self.held += 1
                 return True
         self._ref = thumb
         return False

@@ -217,9 +217,11 @@ class StConvLSTM(VadModel):
         horizons = self.config.get("score_horizons")
         if horizons is not None:
             diff = diff[:, [h % self.tau for h in horizons]]
-        per_pixel = diff.abs() if self.config.get("score_map", "sq") == "abs" else diff.pow(2)
-        error_map = per_pixel.sum(dim=(1, 2)).unsqueeze(1)
-        return {"error": error, "error_map": error_map}
+        return {"error": error, "error_map": self.per_pixel(diff).sum(dim=(1, 2)).unsqueeze(1)}
+
+    def per_pixel(self, diff: torch.Tensor) -> torch.Tensor:
+        """The streaming map's per-pixel error (``score_map``: |·| or (·)²)."""
+        return diff.abs() if self.config.get("score_map", "sq") == "abs" else diff.pow(2)
 
 
     def state_specs(self):
@@ -255,8 +257,7 @@ class CarriedStep(nn.Module):
         m, ch = self.model, self.channels
         diff = frame - predicted[:, :ch]
         error = diff.pow(2).flatten(1).sum(-1).sqrt()
-        per_pixel = diff.abs() if m.config.get("score_map", "sq") == "abs" else diff.pow(2)
-        error_map = per_pixel.sum(dim=1, keepdim=True)
+        error_map = m.per_pixel(diff).sum(dim=1, keepdim=True)
         state = m.encode(frame, [(h1, c1), (h2, c2), (h3, c3)])
         ahead = m.forecast(state, frame, m.horizon)[-1]
         (h1, c1), (h2, c2), (h3, c3) = state
