@@ -30,6 +30,7 @@ from pathlib import Path
 from converters.flops import FlopCount, count_flops
 from converters.targets import get_target
 from edge_vad.errors import EdgeVadError
+from edge_vad.runtime.op_profile import DENSE_OPS, OpProfile
 
 DEFAULT_TARGETS = ("cpu", "openvino-cpu", "cuda", "tensorrt")
 CAMERAS = (1, 2, 4, 8)
@@ -50,10 +51,19 @@ class PathRow:
     gflop: float | None = None  # dense GFLOP per frame this path computes
     ref_ms: float | None = None
     limit_gflops: float | None = None
+    ops: OpProfile | None = None  # the engine's profile of the model call (runtime paths)
+    ops_error: str | None = None
 
     @property
     def fps(self):
         return 1000.0 / self.ms if self.ms else None
+
+    @property
+    def dense_fraction(self):
+        """Counted FLOPs over the time of the kernels that compute them, as a fraction of the limit."""
+        if not (self.ops and self.ops.dense_ms and self.gflop and self.limit_gflops):
+            return None
+        return self.gflop / (self.ops.dense_ms / 1e3) / self.limit_gflops
 
     @property
     def speedup(self):
@@ -126,7 +136,8 @@ class SpeedReport:
 
     def tables(self) -> dict[str, str]:
         return {"limit": _limit_table(self), "flops": _flop_table(self.flop_rows),
-                "paths": _path_table(self.path_rows), "cameras": _camera_table(self.camera_rows)}
+                "paths": _path_table(self.path_rows), "ops": _ops_table(self.path_rows),
+                "cameras": _camera_table(self.camera_rows)}
 
     def format(self) -> str:
         t = self.tables()
@@ -134,7 +145,9 @@ class SpeedReport:
                 f"(median) | {self.machine}")
         parts = [head, "", "Machine limit (dense float32 matrix product):", t["limit"], "",
                  "FLOPs per frame (counted from the ONNX graphs):", t["flops"], "",
-                 "Per frame, one camera:", t["paths"], "", "Several cameras on one backend:", t["cameras"]]
+                 "Per frame, one camera:", t["paths"], "",
+                 "Where the model call's time goes (the engine's own profiler, the same frames replayed):", t["ops"], "",
+                 "Several cameras on one backend:", t["cameras"]]
         if self.notes:
             parts += ["", "Notes:"] + [f"- {n}" for n in self.notes]
         return "\n".join(parts)
@@ -176,6 +189,26 @@ def _path_table(rows: list[PathRow]) -> str:
         [r.model, r.path if r.status == "ok" else f"{r.path}: {r.status}", _f(r.ms, ".2f"), _f(r.core_ms, ".2f"),
          _f(r.fps, ".1f"), _f(r.speedup, ".2f", "×"), _f(r.gflop, ".4f"), _f(r.gflops, ".2f"), _pct(r.fraction),
          _f(r.peak_mb, ".0f")] for r in rows])
+
+
+def _ops_table(rows: list[PathRow]) -> str:
+    def other(r: PathRow) -> str:
+        rest = [(op, ms, share) for op, ms, share in r.ops.top(12) if op not in DENSE_OPS[r.ops.backend]]
+        return ", ".join(f"{op} {100 * share:.0f}%" for op, _, share in rest[:5])
+
+    out = []
+    for r in rows:
+        if r.ops is None and r.ops_error is None:
+            continue
+        if r.ops is None:
+            out.append([r.model, f"{r.path}: profile failed ({r.ops_error})"] + ["-"] * 6)
+            continue
+        dense = r.ops.dense_ms / r.ops.total_ms if r.ops.total_ms else None
+        gflops = r.gflop / (r.ops.dense_ms / 1e3) if r.gflop and r.ops.dense_ms else None
+        out.append([r.model, r.path, f"{r.ops.total_ms:.2f}", f"{r.ops.dense_ms:.2f}", _pct(dense), _f(gflops, ".1f"),
+                    _pct(r.dense_fraction), other(r)])
+    return _table("model|path|kernels ms:|dense kernels ms:|dense share:|dense GFLOP/s:|dense achieved/limit:|"
+                  "largest other kernels (share of kernel time)", out)
 
 
 def _camera_table(rows: list[CameraRow]) -> str:
@@ -376,7 +409,9 @@ def _path_row(model: str, path: str, res: dict, gflop: float, limit: float | Non
         return PathRow(model, path, f"failed ({res['error']})")
     if path == REFERENCE:
         ref_ms = res["ms"]
-    return PathRow(model, path, "ok", res["ms"], res["core_ms"], res["peak_mb"], gflop, ref_ms, limit)
+    ops = res.get("ops") or {}
+    return PathRow(model, path, "ok", res["ms"], res["core_ms"], res["peak_mb"], gflop, ref_ms, limit,
+                   ops=OpProfile.from_dict(ops) if "backend" in ops else None, ops_error=ops.get("error"))
 
 
 def _camera_row(model, target, n, res, gflop, limit) -> CameraRow:

@@ -58,12 +58,15 @@ def _summary(total: list[float], core: list[float], **extra) -> dict:
 
 
 class _TimedBackend:
-    """The stream's own backend, with the duration of its last call kept."""
+    """The stream's own backend, with the duration of its last call kept (and, when asked, its inputs)."""
 
     def __init__(self, backend):
         self.inner, self.name, self.last = backend, backend.name, 0.0
+        self.record: list | None = None  # a list: every call's inputs are appended, copied, so no reused buffer changes them later
 
     def run(self, inputs):
+        if self.record is not None:
+            self.record.append({k: v.copy() for k, v in inputs.items()})
         t = time.perf_counter()
         out = self.inner.run(inputs)
         self.last = time.perf_counter() - t
@@ -154,18 +157,39 @@ def runtime(a: dict) -> dict:
     from edge_vad.runtime.bundle import load_bundle
     from edge_vad.runtime.stream import CameraStream
 
-    stream = CameraStream(load_bundle(a["bundle"]), threads=a["threads"])
+    bundle = load_bundle(a["bundle"])
+    stream = CameraStream(bundle, threads=a["threads"])
     stream.backend = timed = _TimedBackend(stream.backend)
     skip = stream.warmup if a.get("skip") is None else a["skip"]
     total, core = [], []
-    for i, frame in enumerate(read_frames(a["video"], a["start"], a["start"] + skip + a["frames"])):
+    frames = list(read_frames(a["video"], a["start"], a["start"] + skip + a["frames"]))
+    for i, frame in enumerate(frames):
         t = time.perf_counter()
         stream.step(frame)
         dt = time.perf_counter() - t
         if i >= skip:
             total.append(dt)
             core.append(timed.last)
-    return _summary(total, core)
+    summary = _summary(total, core)
+    summary["ops"] = _op_profile(bundle, stream, timed, frames, skip, a["threads"])
+    return summary
+
+
+def _op_profile(bundle, stream, timed, frames, skip, threads) -> dict:
+    """The same frames again, untimed, their model inputs kept and replayed under the engine's profiler."""
+    from edge_vad.runtime.op_profile import profile_ops
+
+    feeds = []
+    timed.record = feeds
+    stream.reset()
+    for i, frame in enumerate(frames):
+        timed.record = feeds if i >= skip else None
+        stream.step(frame)
+    timed.record = None
+    try:
+        return profile_ops(bundle, feeds, threads).to_dict()
+    except Exception as exc:  # a profiler that fails costs the table's row, not the timing
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
 
 
 def cameras(a: dict) -> dict:

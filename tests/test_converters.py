@@ -127,6 +127,26 @@ def test_convert_every_model_to_every_target(model, target, precision, tmp_path_
         assert "engine_plan.json" in b.manifest.files and b.manifest.target.build_plan == "engine_plan.json"
     if t.runnable_here()[0] and not t.builds_on_device:
         assert verify["verified_on"] == target  # verified with the target's own backend
+        _check_op_profile(b)
+
+
+def _check_op_profile(bundle):
+    """The engine's profiler sees this bundle's dense kernels, under names the speed table counts as dense."""
+    from edge_vad.data.frames import read_frames
+    from edge_vad.runtime.op_profile import DENSE_OPS, profile_ops
+    from edge_vad.runtime.stream import CameraStream
+
+    stream = CameraStream(bundle, threads=1)
+    feeds, run = [], stream.backend.run
+    stream.backend.run = lambda inputs: (feeds.append({k: v.copy() for k, v in inputs.items()}), run(inputs))[1]
+    for frame in read_frames(need_vtest(), 0, stream.warmup + 3):
+        stream.step(frame)
+    prof = profile_ops(bundle, feeds[-3:], threads=1)
+    assert prof.backend == bundle.manifest.target.backend and prof.runs == 3
+    dense = {op for op in prof.ms if op in DENSE_OPS[prof.backend]}
+    assert dense, sorted(prof.ms)  # every model convolves; a renamed kernel would hide its time
+    assert 0 < prof.dense_ms < prof.total_ms
+    assert all(prof.calls[op] >= 1 for op in dense)
 
 
 @pytest.mark.parametrize("target", [n for n, t in TARGETS.items() if t.runnable_here()[0] and "int8" in t.precisions])

@@ -38,7 +38,7 @@ def test_runtime_imports_and_scores_without_torch():
     proc = _run(
         """
         import edge_vad.runtime.daemon, edge_vad.runtime.stream, edge_vad.runtime.mqtt
-        import edge_vad.runtime.listen, edge_vad.runtime.events, edge_vad.runtime.capture
+        import edge_vad.runtime.listen, edge_vad.runtime.events, edge_vad.runtime.capture, edge_vad.runtime.op_profile
         from edge_vad.demo import DEMO_CLIP, shipped_bundle
         from edge_vad.data.frames import read_frames
         from edge_vad.runtime.bundle import load_bundle

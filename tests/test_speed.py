@@ -140,6 +140,10 @@ def test_speed_report_on_a_tiny_model(daemon_bundle, tmp_path):
             assert finite(value), (key, r)
         assert r.core_ms <= r.ms
     assert rows["reference"].path == REFERENCE and rows["reference"].speedup == 1.0
+    # The runtime path's model call is profiled; torch's reference is not.
+    assert rows["reference"].ops is None and rows["cpu"].ops is not None, rows["cpu"].ops_error
+    assert 0 < rows["cpu"].ops.dense_ms < rows["cpu"].ops.total_ms and finite(rows["cpu"].dense_fraction)
+    assert rows["cpu"].ops.runs == 4 and "cpu (onnxruntime fp32)" in tables["ops"]
     assert rows["reference"].gflop == flops.clip.flops / 1e9 and rows["cpu"].gflop == flops.step.flops / 1e9
 
     cams = [r for r in report.camera_rows if r.target == "cpu"]

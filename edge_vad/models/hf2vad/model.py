@@ -23,6 +23,47 @@ from edge_vad.models.base import StateSpec, VadModel
 EPS = 1e-12
 
 
+# ---------------------------------------------------------------- cropping
+def _crop_resize_torch(src: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """src B×C×H×W, boxes B×N×4 (x0, y0, x1, y1 pixel edges) → B·N×C×S×S, bilinear, edge pixels repeated."""
+    b, _, h, w = src.shape
+    k = boxes.shape[1]
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    g = (torch.arange(size, dtype=src.dtype, device=src.device) + 0.5) / size
+    # align_corners=False coordinates: pixel i spans [2i/W − 1, 2(i+1)/W − 1].
+    gx = (2 * x0 / w - 1).unsqueeze(-1) + (2 * (x1 - x0) / w).unsqueeze(-1) * g  # B×N×S
+    gy = (2 * y0 / h - 1).unsqueeze(-1) + (2 * (y1 - y0) / h).unsqueeze(-1) * g
+    grid = torch.stack([gx.unsqueeze(-2).expand(b, k, size, size), gy.unsqueeze(-1).expand(b, k, size, size)], -1)
+    # Objects are laid out along the output's rows: one sampling call, no per-object copies of the frames.
+    out = F.grid_sample(src, grid.reshape(b, k * size, size, 2), mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return out.reshape(b, -1, k, size, size).transpose(1, 2).reshape(b * k, -1, size, size)
+
+
+class _RoiAlignCrop(torch.autograd.Function):
+    """Exported as one ONNX ``RoiAlign``: with one sample per bin at the bin centre (``half_pixel``) it
+    reads exactly the points ``grid_sample`` reads, and every point lies within half a pixel of the
+    frame, where its clamping equals border padding. ONNX Runtime's RoiAlign shares the bilinear
+    weights across channels; its GridSample recomputes them per channel, 3× slower here."""
+
+    @staticmethod
+    def forward(ctx, src, rois, batch_index, size):  # noqa: ARG004 (batch_index is the graph's)
+        return _crop_resize_torch(src, rois.reshape(src.shape[0], -1, 4), size)
+
+    @staticmethod
+    def symbolic(g, src, rois, batch_index, size):
+        return g.op("RoiAlign", src, rois, batch_index, mode_s="avg", output_height_i=size, output_width_i=size,
+                    sampling_ratio_i=1, spatial_scale_f=1.0, coordinate_transformation_mode_s="half_pixel")
+
+
+def crop_resize(src: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    if not torch.onnx.is_in_onnx_export():
+        return _crop_resize_torch(src, boxes, size)
+    b, k = boxes.shape[:2]
+    batch_index = torch.arange(b, device=src.device).unsqueeze(1).expand(b, k).reshape(-1)
+    return _RoiAlignCrop.apply(src, boxes.reshape(-1, 4), batch_index, size)
+
+
 # ---------------------------------------------------------------- ML-MemAE-SC
 def double_conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -284,15 +325,10 @@ class HF2VAD(VadModel):
         y1, y0 = (rows * ys).amax(-1), (h - 1) - (rows * (h - 1 - ys)).amax(-1)
         x1, x0 = (cols * xs).amax(-1), (w - 1) - (cols * (w - 1 - xs)).amax(-1)
         valid = rows.amax(-1) > 0.5
-        g = (torch.arange(s, dtype=frames.dtype, device=frames.device) + 0.5) / s
-        # align_corners=False coordinates: pixel i spans [2i/W − 1, 2(i+1)/W − 1].
-        gx = (2 * x0 / w - 1).unsqueeze(-1) + (2 * (x1 - x0 + 1) / w).unsqueeze(-1) * g  # B×N×S
-        gy = (2 * y0 / h - 1).unsqueeze(-1) + (2 * (y1 - y0 + 1) / h).unsqueeze(-1) * g
-        grid = torch.stack([gx.unsqueeze(-2).expand(b, k, s, s), gy.unsqueeze(-1).expand(b, k, s, s)], -1)
-        # Objects are laid out along the output's rows: one sampling call, no per-object copies of the frames.
+        # Pixel edges of each box: columns x0..x1 span [x0, x1 + 1).
+        boxes = torch.stack([x0, y0, x1 + 1, y1 + 1], -1)  # B×N×4
         src = frames.reshape(b, length * ca, h, w)
-        out = F.grid_sample(src, grid.reshape(b, k * s, s, 2), mode="bilinear", padding_mode="border", align_corners=False)
-        cubes = out.reshape(b, length, ca, k, s, s).permute(0, 3, 1, 2, 4, 5)
+        cubes = crop_resize(src, boxes, s).reshape(b, k, length, ca, s, s)
         return cubes, valid, masks
 
     def _split(self, cubes: torch.Tensor):
