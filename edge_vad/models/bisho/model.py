@@ -23,7 +23,7 @@ from torch import nn
 
 from edge_vad.data.preprocess import InputSpec
 from edge_vad.errors import EdgeVadError
-from edge_vad.models.base import VadModel
+from edge_vad.models.base import StateSpec, VadModel
 from edge_vad.models.layers.convlstm import PeepholeConvLSTMCell
 from edge_vad.models.layers.sho_convlstm import SHOConvLSTMCell
 
@@ -98,11 +98,33 @@ class DirectionalAE(nn.Module):
         else:
             self.dec = nn.ModuleList([PeepholeConvLSTMCell(h2, h2, (s2, s2), lstm_k), PeepholeConvLSTMCell(h1, h1, (s1, s1), lstm_k)])
 
-    def init_state(self, b: int, ref: torch.Tensor) -> dict:
+    def init_state(self, b: int, ref: torch.Tensor, carried: bool = False) -> dict:
         z = ref.new_zeros
         enc = [(z(b, h, s, s), z(b, h, s, s)) for h, s in zip(self.hidden, self.sizes)]
         dec = [(z(b, h, s, s), z(b, h, s, s)) for h, s in zip(self.hidden[1::-1], self.sizes[1::-1])]
-        return {"enc": enc, "dec": dec, "prev": [None, None, None]}
+        # A carried stream starts from zeros in training and on the camera alike; a window's first
+        # step has no X_{t−1} and stands in for it itself.
+        prev = [z(b, h, s, s) for h, s in zip(self.hidden, self.sizes)] if carried else [None, None, None]
+        return {"enc": enc, "dec": dec, "prev": prev}
+
+    def state_shapes(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """The carried state, flattened in the order of ``flatten``: names and per-camera shapes."""
+        out = []
+        for lvl, (h, s) in enumerate(zip(self.hidden, self.sizes), start=1):
+            out += [(f"enc{lvl}_h", (h, s, s)), (f"enc{lvl}_c", (h, s, s))]
+        for lvl, (h, s) in zip((2, 1), zip(self.hidden[1::-1], self.sizes[1::-1])):
+            out += [(f"dec{lvl}_h", (h, s, s)), (f"dec{lvl}_c", (h, s, s))]
+        return out + [(f"prev{lvl}", (h, s, s)) for lvl, (h, s) in enumerate(zip(self.hidden, self.sizes), start=1)]
+
+    @staticmethod
+    def flatten(st: dict) -> list[torch.Tensor]:
+        return [t for pair in st["enc"] + st["dec"] for t in pair] + list(st["prev"])
+
+    @staticmethod
+    def unflatten(tensors) -> dict:
+        t = list(tensors)
+        return {"enc": [(t[0], t[1]), (t[2], t[3]), (t[4], t[5])], "dec": [(t[6], t[7]), (t[8], t[9])],
+                "prev": t[10:13]}
 
     def _act(self, x):
         return F.leaky_relu(x, self.slope)
@@ -162,6 +184,21 @@ class Bisho(VadModel):
         self.register_buffer("window", gaussian_window(), persistent=False)
         # Not the paper's network: predict the change from the newest input (README.md).
         self.residual = bool(c.get("residual", False))
+        # "carried": the deployed step carries the forward AE's state from frame to frame (one AE
+        # step per frame) instead of running a window from zero state (README.md, "Streaming").
+        stream = c.get("stream", "window")
+        if stream not in ("window", "carried"):
+            raise EdgeVadError(f"bisho: stream must be 'window' or 'carried', not {stream!r}")
+        self.carried = stream == "carried"
+        if self.carried and self.bidirectional:
+            raise EdgeVadError("bisho: stream='carried' needs bidirectional=false: the backward AE starts at the "
+                               "newest frame, so its state cannot be carried from one frame to the next")
+        if self.carried and self.k != self.T:
+            raise EdgeVadError(f"bisho: with stream='carried' the scored prediction is the newest one, "
+                               f"score_index = T = {self.T}, not {self.k}")
+        if self.carried and int(c.get("sequence", 0)) < 2 * self.T + self.n:
+            raise EdgeVadError(f"bisho: sequence must be at least 2·T + n = {2 * self.T + self.n} frames, "
+                               f"not {c.get('sequence')!r}")
 
     def input_spec(self, fps: float | None = None) -> InputSpec:
         size = self.config["size"]
@@ -174,8 +211,23 @@ class Bisho(VadModel):
 
     @property
     def train_clip_length(self) -> int:
+        if self.carried:
+            return int(self.config["sequence"])
         # Training sees every prediction X̄_{1+n}..X̄_{T+n}.
         return self.T + self.n
+
+    @property
+    def train_clip_every(self) -> int:
+        return self.T if self.carried else 1
+
+    @property
+    def carries_state(self) -> bool:
+        return self.carried
+
+    def predict(self, feat: torch.Tensor, newest: torch.Tensor) -> torch.Tensor:
+        """One direction's feature → the predicted frame (carried stream: the forward AE's alone)."""
+        out = torch.tanh(self.head(feat))
+        return newest + out if self.residual else out
 
     def forward(self, inputs: torch.Tensor, upto: int | None = None) -> torch.Tensor:
         """inputs B×T×C×H×W → predictions of X_{t+n}; with ``upto`` = k only the k-th (B×1×C×H×W).
@@ -208,9 +260,25 @@ class Bisho(VadModel):
         return out
 
     def loss(self, clips):
+        if self.carried:
+            return self._sequence_loss(clips)
         inputs = clips[:, : self.T]
         target = clips[:, self.n : self.n + self.T]
-        pred = self(inputs)
+        return self._image_loss(self(inputs), target)
+
+    def _sequence_loss(self, clips):
+        """The forward AE's state carried along a sequence, as the deployed step carries it; every
+        prediction from the T-th input on (a state that has seen a window's worth) is in the loss."""
+        st = self.fwd.init_state(clips.shape[0], clips, carried=True)
+        preds, targets = [], []
+        for t in range(clips.shape[1] - self.n):
+            feat = self.fwd.step(clips[:, t], st)
+            if t >= self.T - 1:
+                preds.append(self.predict(feat, clips[:, t]))
+                targets.append(clips[:, t + self.n])
+        return self._image_loss(torch.stack(preds, 1), torch.stack(targets, 1))
+
+    def _image_loss(self, pred, target):
         p = (pred.flatten(0, 1) + 1) / 2
         y = (target.flatten(0, 1) + 1) / 2
         s = ssim(p, y, self.window)
@@ -222,11 +290,46 @@ class Bisho(VadModel):
 
     def score_windows(self, clips):
         pred = self(clips[:, : self.T], upto=self.k)[:, 0]
-        target = clips[:, self.k + self.n - 1]
+        return self.score(pred, clips[:, self.k + self.n - 1])
+
+    @staticmethod
+    def score(pred, target):
         # MAE on the [0, 1] scale (eq. 4); the map is its per-pixel term.
-        err = (pred - target).abs() / 2
-        error_map = err.mean(dim=1, keepdim=True)
+        error_map = ((pred - target).abs() / 2).mean(dim=1, keepdim=True)
         return {"error": error_map.flatten(1).mean(1), "error_map": error_map}
+
+    def state_specs(self):
+        if not self.carried:
+            return super().state_specs()
+        ch, size = self.input_spec().channels, self.config["size"]
+        return [StateSpec(n, s) for n, s in self.fwd.state_shapes()] + [StateSpec("predicted", (self.n * ch, size, size))]
+
+    def step_module(self):
+        return CarriedStep(self) if self.carried else super().step_module()
+
+
+class CarriedStep(nn.Module):
+    """Streaming step with the forward AE's state carried: one AE step per frame instead of T.
+
+    ``predicted`` queues the predictions still waiting for their frame: its first frame is the
+    prediction of the frame now arriving, made n frames ago.
+    """
+
+    def __init__(self, model: Bisho):
+        super().__init__()
+        self.model = model
+        self.channels = model.input_spec().channels
+        names = [s.name for s in model.state_specs()]
+        self.input_names = ("frame", *names)
+        self.output_names = ("error", "error_map", *(f"{n}_out" for n in names))
+
+    def forward(self, frame, *state):
+        m, ch = self.model, self.channels
+        predicted = state[-1]
+        out = m.score(predicted[:, :ch], frame)
+        st = m.fwd.unflatten(state[:-1])
+        ahead = m.predict(m.fwd.step(frame, st), frame)
+        return (out["error"], out["error_map"], *m.fwd.flatten(st), torch.cat([predicted[:, ch:], ahead], dim=1))
 
 
 def build(config: dict[str, Any]) -> Bisho:
