@@ -58,6 +58,9 @@ def _calib_frames(info: dict, calib_data: Path | None, spec, log):
     raise EdgeVadError("INT8 needs normal footage to calibrate on: pass --calib-data VIDEO_OR_FOLDER")
 
 
+MAX_STREAMED = 240  # frames per calibration clip an INT8 candidate is streamed over (each trial streams them)
+
+
 def _samples(graph: Path, frames, state: list[dict], warmup: int) -> list[dict]:
     blocks = frames if isinstance(frames, list) else [frames]
     per = max(1, 96 // len(blocks))
@@ -132,10 +135,19 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
             for i, o, s in zip(step.input_names[1:], step.output_names[2:], model.state_specs())
         ]
         quant: dict = {}
-        samples = None
+        samples = probe = None
         if precision == "int8":
+            import onnx
+
+            from converters.quantize import Probe, computes_state
+
             frames, calib_src = _calib_frames(info, calib_data, model.input_spec(), log)
             samples = _samples(fp32, frames, state, model.warmup_frames)
+            # A graph whose convolutions compute its own state is measured streaming, with that state.
+            clips = None
+            if computes_state(onnx.load(str(fp32)), state):
+                clips = [c[:MAX_STREAMED] for c in (frames if isinstance(frames, list) else [frames])]
+            probe = Probe(samples, clips, state, model.warmup_frames)
             quant["calibration_source"] = calib_src
 
         graph_file, graph_format, build_plan = GRAPH_FILE, "onnx", None
@@ -148,7 +160,7 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
                 validate = _ov_validator(info, calibration, graph, state, model.warmup_frames, tune_video, tune_labels,
                                          tgt.device)
                 quant["accuracy_control_video"] = str(tune_video)
-            quant.update(convert_ir(fp32, staging, precision, samples, validate, auc_tolerance,
+            quant.update(convert_ir(fp32, staging, precision, probe, validate, auc_tolerance,
                                     spec=model.input_spec(), device=tgt.device, log=log))
             graph_file, graph_format = IR_XML, "openvino-ir"
             fp32.unlink()
@@ -157,7 +169,7 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
 
             # Measured as it will run: ORT's fused CPU kernels for the cpu target, the exact QDQ arithmetic
             # (what TensorRT and the GPU providers compute) for the others.
-            quant.update(to_int8(fp32, staging / GRAPH_FILE, samples, spec=model.input_spec(),
+            quant.update(to_int8(fp32, staging / GRAPH_FILE, probe, spec=model.input_spec(),
                                  keep_float=int8_keep_float, reduce_range=tgt.int8_reduce_range,
                                  exact=tgt.name != "cpu", log=log))
             fp32.unlink()

@@ -77,21 +77,21 @@ def advanced_parameters():
     return AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
 
 
-def _quantize_int8(onnx_path: Path, samples: list[dict], spec, device: str, log) -> tuple[object, dict]:
+def _quantize_int8(onnx_path: Path, probe, spec, device: str, log) -> tuple[object, dict]:
     """NNCF PTQ with float groups chosen as in converters.quantize (measured on ``device``)."""
     import onnx
 
-    from converters.quantize import (QUANTIZED_OPS, deviation, describe_choice, float_candidates, probe_samples,
-                                     reference_outputs, select_float)
+    from converters.quantize import (QUANTIZED_OPS, deviation, describe_choice, float_candidates, reference_outputs,
+                                     select_float)
     from edge_vad.runtime.backends.openvino import OpenVinoBackend
 
     ov, nncf = _ov(), _nncf()
+    samples = probe.samples
     graph = onnx.load(str(onnx_path))
     convs = [n for n in graph.graph.node if n.op_type in QUANTIZED_OPS]
     outputs_of = {n.name: n.output[0] for n in convs}
-    groups = float_candidates(graph, samples, spec)
-    ref = reference_outputs(onnx_path, samples)
-    probe = probe_samples(samples)
+    groups = float_candidates(graph, samples, spec, probe.state)
+    ref = reference_outputs(onnx_path, probe)
     core = ov.Core()
     dataset = nncf.Dataset(samples)
 
@@ -104,20 +104,18 @@ def _quantize_int8(onnx_path: Path, samples: list[dict], spec, device: str, log)
     def trial(exclude: list[str]):
         _, q = quantize(exclude)
         backend = OpenVinoBackend(compiled=core.compile_model(q, device, {"INFERENCE_NUM_THREADS": 1}))
-        runs = [backend.run(s) for s in probe]
-        got = (np.array([float(r["error"][0]) for r in runs]), np.stack([r["error_map"][0] for r in runs]))
-        return (q, exclude), deviation(ref, got)
+        return (q, exclude), deviation(ref, probe.outputs(backend.run))
 
     choice = select_float(groups, trial, log)
     choice["ov_names"] = lambda model: ov_conv_names(model, choice["exclude"], outputs_of)
     choice["int8_convs"] = lambda model: int8_convs(model, outputs_of)
     log("int8: NNCF " + describe_choice(choice, len(convs)))
     return choice, {"float_candidates": groups, "kept_float": choice["kept"], "deviation": choice["measured"],
-                    "deviation_measured_on": f"openvino {device}",
+                    "deviation_measured_on": f"openvino {device}, {probe.describe()}",
                     "convolutions": {"total": len(convs)}}
 
 
-def convert_ir(onnx_path: Path, out_dir: Path, precision: str, samples: list[dict] | None = None,
+def convert_ir(onnx_path: Path, out_dir: Path, precision: str, probe=None,
                validate: Callable | None = None, max_drop: float = 0.01, spec=None, device: str = "CPU",
                log=print) -> dict:
     """Write model.xml/.bin into ``out_dir``; ``validate(compiled_model) -> {protocol: AUC}`` on labelled
@@ -127,7 +125,8 @@ def convert_ir(onnx_path: Path, out_dir: Path, precision: str, samples: list[dic
     report: dict = {"openvino": ov.get_version(), "precision": precision}
     if precision == "int8":
         nncf = _nncf()
-        choice, measured = _quantize_int8(onnx_path, samples, spec, device, log)
+        samples = probe.samples  # converters.quantize.Probe: calibration samples, and what trials are measured on
+        choice, measured = _quantize_int8(onnx_path, probe, spec, device, log)
         model, _ = choice["artifact"]
         report.update(measured)
         if validate is not None:

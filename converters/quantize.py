@@ -24,12 +24,22 @@ candidates for float as well (``float_candidates``):
   A query that moves by one quantization step can pick another memory item:
   in ProtoMem the deviation below was 16 with every convolution quantized,
   2.0 with the query convolution in float and 0.66 with its whole encoder.
-* ``outputs``: the convolutions nearest the ``error``/``error_map`` outputs.
+* ``outputs``, ``outputs_2``, ``outputs_3``: the convolutions nearest what the
+  score reads (``error``/``error_map``, and the state outputs the next step's
+  score reads, such as a carried model's queued prediction), then one and two
+  convolutions further back. A residual predictor's error is the small change
+  it failed to predict, so rounding in its last layers lands in the score
+  undiluted.
 
 These are measured, cheapest first: a group is kept in float only if it cuts
-the deviation from the FP32 graph on the calibration samples (``deviation``)
-by more than 10 %, and none is tried once the deviation is below
-``GOOD_ENOUGH``.
+the deviation from the FP32 graph (``deviation``) by more than 10 %, and none
+is tried once the deviation is below ``GOOD_ENOUGH``. The deviation is
+measured on the calibration samples one step at a time, or, for a graph whose
+state is computed by convolutions (recurrent state, a queued prediction), on
+the calibration clips streamed with the candidate's *own* state (``Probe``):
+there rounding accumulates from frame to frame, which single steps fed the
+FP32 state cannot show (bisho's carried step: 0.30 on single steps, over 4 σ
+of score drift when streamed).
 
 ``reduce_range`` stores the weights in 7 bits (±64).  x86 CPUs without VNNI
 (AVX2, many AVX-512 parts) multiply u8 activations by s8 weights with
@@ -53,7 +63,8 @@ MIN_GAIN = 0.9  # a float group must cut the deviation to below 90 % of what it 
 # Below this deviation (see ``deviation``: e(t) moves by less than half its spread over normal frames)
 # no more layers are given up to float: on the validation set every model there kept its AUC.
 GOOD_ENOUGH = 0.5
-MEASURED_GROUPS = ("memory_queries", "memory_paths", "outputs")  # tried in this order, cheapest first
+MEASURED_GROUPS = ("memory_queries", "memory_paths", "outputs", "outputs_2", "outputs_3")  # in order, cheapest first
+OUTPUT_RINGS = 3  # how far back from the score the output groups reach, in convolutions
 
 
 def to_fp16(src: Path, dst: Path) -> None:
@@ -82,9 +93,46 @@ def nearest_convs(model, tensors) -> list[str]:
     return sorted(found)
 
 
-def output_layers(model, outputs=("error", "error_map")) -> list[str]:
-    """The convolutions nearest to the graph's score outputs."""
-    return nearest_convs(model, outputs)
+def score_sources(model, state: list[dict] | None = None) -> list[str]:
+    """The score outputs, and the state outputs whose next-step inputs the score reads."""
+    read = _upstream_inputs(model, ["error", "error_map"])
+    return ["error", "error_map"] + [s["output"] for s in state or [] if s["input"] in read]
+
+
+def output_rings(model, tensors, rings: int = OUTPUT_RINGS) -> list[list[str]]:
+    """Convolutions nearest to ``tensors``, then those nearest to their inputs, ``rings`` deep."""
+    by_name = {n.name: n for n in model.graph.node}
+    out, seen, front = [], set(), list(tensors)
+    for _ in range(rings):
+        ring = [c for c in nearest_convs(model, front) if c not in seen]
+        if not ring:
+            break
+        out.append(ring)
+        seen |= set(ring)
+        front = [i for c in ring for i in by_name[c].input[:1]]  # the data input, not the weights
+    return out
+
+
+def _upstream_inputs(model, tensors) -> set[str]:
+    producer = {o: n for n in model.graph.node for o in n.output}
+    graph_inputs = {i.name for i in model.graph.input}
+    found, seen, todo = set(), set(), list(tensors)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in graph_inputs:
+            found.add(name)
+        node = producer.get(name)
+        if node is not None:
+            todo.extend(node.input)
+    return found
+
+
+def computes_state(model, state: list[dict] | None) -> bool:
+    """Does a convolution feed the carried state (recurrent state, a queued prediction), not just a frame buffer?"""
+    return bool(state) and bool(upstream_convs(model, [s["output"] for s in state]))
 
 
 def reader_layers(model) -> list[str]:
@@ -165,9 +213,51 @@ def motion_layers(model, samples: list[dict], spec) -> list[str]:
     return sorted(n.name for n in convs if n.input[0] in only_motion)
 
 
-def float_candidates(model, samples: list[dict], spec=None) -> dict[str, list[str]]:
-    return {"motion": motion_layers(model, samples, spec), "memory_queries": reader_layers(model),
-            "memory_paths": reader_paths(model), "outputs": output_layers(model)}
+def float_candidates(model, samples: list[dict], spec=None, state: list[dict] | None = None) -> dict[str, list[str]]:
+    groups = {"motion": motion_layers(model, samples, spec), "memory_queries": reader_layers(model),
+              "memory_paths": reader_paths(model)}
+    rings = output_rings(model, score_sources(model, state))
+    for k in range(OUTPUT_RINGS):
+        groups["outputs" if k == 0 else f"outputs_{k + 1}"] = sorted(c for ring in rings[: k + 1] for c in ring)
+    return groups
+
+
+class Probe:
+    """What a quantized candidate is compared with the FP32 graph on.
+
+    Single calibration samples (every other one, each fed the FP32 graph's state), or, when
+    ``clips`` are given, whole clips streamed from zero state with each graph carrying its own
+    state, scored after ``warmup`` frames, as a camera would run it.
+    """
+
+    def __init__(self, samples: list[dict], clips: list[np.ndarray] | None = None, state: list[dict] | None = None,
+                 warmup: int = 0):
+        self.samples, self.clips, self.state, self.warmup = samples, clips, state or [], warmup
+
+    @property
+    def streamed(self) -> bool:
+        return self.clips is not None
+
+    def outputs(self, run) -> tuple[np.ndarray, np.ndarray]:
+        """``run(feed) -> {output name: array}`` over the probe → (e(t), error maps)."""
+        if not self.streamed:
+            runs = [run(s) for s in probe_samples(self.samples)]
+            return np.array([float(r["error"][0]) for r in runs]), np.stack([r["error_map"][0] for r in runs])
+        errors, maps = [], []
+        for clip in self.clips:
+            carried = {s["input"]: np.zeros((1, *s["shape"]), np.float32) for s in self.state}
+            for i, frame in enumerate(clip):
+                out = run({"frame": frame[None].astype(np.float32), **carried})
+                carried = {s["input"]: out[s["output"]] for s in self.state}
+                if i >= self.warmup:
+                    errors.append(float(out["error"][0]))
+                    maps.append(out["error_map"][0])
+        return np.array(errors), np.stack(maps)
+
+    def describe(self) -> str:
+        if self.streamed:
+            return f"{sum(len(c) for c in self.clips)} frames streamed with each graph's own state"
+        return f"{len(probe_samples(self.samples))} calibration samples, one step each"
 
 
 class _Reader:
@@ -207,9 +297,9 @@ def _session(model, exact: bool):
                                 providers=["CPUExecutionProvider"])
 
 
-def _outputs(session, samples) -> tuple[np.ndarray, np.ndarray]:
-    runs = [session.run(["error", "error_map"], s) for s in samples]
-    return np.array([float(e[0]) for e, _ in runs]), np.stack([m[0] for _, m in runs])
+def _outputs(session, probe: Probe) -> tuple[np.ndarray, np.ndarray]:
+    names = [o.name for o in session.get_outputs()]
+    return probe.outputs(lambda feed: dict(zip(names, session.run(names, feed))))
 
 
 def deviation(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray]) -> float:
@@ -245,37 +335,38 @@ def select_float(groups: dict[str, list[str]], trial, log=print) -> dict:
 def describe_choice(choice: dict, n_convs: int) -> str:
     kept, measured = choice["kept"], choice["measured"]
     return (f"{n_convs - len(choice['exclude'])}/{n_convs} convolutions quantized, float: "
-            f"{', '.join(f'{g} ({len(v)})' for g, v in kept.items()) or 'none'} (deviation from FP32 on "
-            f"calibration samples: {', '.join(f'{k} {v:.3g}' for k, v in measured.items())})")
+            f"{', '.join(f'{g} ({len(v)})' for g, v in kept.items()) or 'none'} (deviation from FP32: "
+            f"{', '.join(f'{k} {v:.3g}' for k, v in measured.items())})")
 
 
-def reference_outputs(src: Path, samples) -> tuple[np.ndarray, np.ndarray]:
-    """FP32 e(t) and error maps on the probe samples, what every trial is compared with."""
-    return _outputs(_session(src, exact=True), probe_samples(samples))
+def reference_outputs(src: Path, probe: Probe) -> tuple[np.ndarray, np.ndarray]:
+    """FP32 e(t) and error maps on the probe, what every trial is compared with."""
+    return _outputs(_session(src, exact=True), probe)
 
 
 def probe_samples(samples):
     return samples[1::2] or samples  # measured on every other calibration sample
 
 
-def to_int8(src: Path, dst: Path, samples: list[dict], spec=None, keep_float: str = "auto",
+def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "auto",
             reduce_range: bool = False, exact: bool = False, log=print) -> dict:
-    """QDQ INT8 graph.  ``keep_float``: "auto" (rule + measurement, see the module doc) or "none"
-    (every convolution quantized).  ``exact``: measure with unfused QDQ arithmetic (targets that are
-    not ONNX Runtime CPU).  Returns what was done, for verify.json."""
+    """QDQ INT8 graph, ranges from ``probe.samples``.  ``keep_float``: "auto" (rule + measurement, see the
+    module doc) or "none" (every convolution quantized).  ``exact``: measure with unfused QDQ arithmetic
+    (targets that are not ONNX Runtime CPU).  Returns what was done, for verify.json."""
     import onnx
 
+    samples = probe.samples
     fp32 = onnx.load(str(src))
     n_convs = sum(n.op_type in QUANTIZED_OPS for n in fp32.graph.node)
-    groups = float_candidates(fp32, samples, spec) if keep_float == "auto" else {}
-    ref = reference_outputs(src, samples)
+    groups = float_candidates(fp32, samples, spec, probe.state) if keep_float == "auto" else {}
+    ref = reference_outputs(src, probe)
     tried: list[Path] = []
 
     def trial(exclude: list[str]) -> tuple[Path, float]:
         path = dst.with_name(f"{dst.stem}.trial{len(tried)}{dst.suffix}")
         tried.append(path)
         _quantize(src, path, samples, exclude, reduce_range)
-        return path, deviation(ref, _outputs(_session(path, exact), probe_samples(samples)))
+        return path, deviation(ref, _outputs(_session(path, exact), probe))
 
     try:
         choice = select_float(groups, trial, log)
@@ -289,7 +380,8 @@ def to_int8(src: Path, dst: Path, samples: list[dict], spec=None, keep_float: st
         "quantized_ops": QUANTIZED_OPS, "calibration": "MinMax", "calibration_samples": len(samples),
         "float_candidates": groups, "kept_float": choice["kept"],
         "convolutions": {"total": n_convs, "float": len(choice["exclude"]), "int8": n_convs - len(choice["exclude"])},
-        "deviation": choice["measured"], "deviation_measured_on": "onnxruntime, QDQ unfused" if exact else "onnxruntime CPU",
+        "deviation": choice["measured"],
+        "deviation_measured_on": ("onnxruntime, QDQ unfused" if exact else "onnxruntime CPU") + ", " + probe.describe(),
     }
     log("int8: " + describe_choice(choice, n_convs))
     return report

@@ -190,6 +190,52 @@ def test_qdq_graph_is_symmetric_per_channel(trained, tmp_path_factory):
     assert report["format"] == "QDQ" and report["calibration_samples"] >= 16
 
 
+def _carried_toy():
+    """frame → Conv a → Conv b → Conv c → ``pred_out`` (the next step's ``pred``); the score reads ``pred``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((1, 1, 1, 1), 0.5, np.float32), "w")
+    nodes = [helper.make_node("Conv", [x, "w"], [y], name=n) for n, x, y in
+             [("a", "frame", "ya"), ("b", "ya", "yb"), ("c", "yb", "pred_out")]]
+    nodes += [helper.make_node("Sub", ["frame", "pred"], ["d"], name="sub"),
+              helper.make_node("Abs", ["d"], ["error_map"], name="abs"),
+              helper.make_node("ReduceMean", ["error_map"], ["error"], keepdims=0, name="mean")]
+    t = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, 2, 2])  # noqa: E731
+    graph = helper.make_graph(nodes, "toy", [t("frame"), t("pred")],
+                              [helper.make_tensor_value_info("error", TensorProto.FLOAT, [1]), t("error_map"), t("pred_out")],
+                              [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_int8_output_groups_reach_back_from_what_the_next_score_reads():
+    from converters.quantize import computes_state, output_rings, score_sources
+
+    toy = _carried_toy()
+    state = [{"input": "pred", "output": "pred_out", "shape": [1, 2, 2]}]
+    # The score reads the queued prediction, so the convolutions making it are the "outputs" groups.
+    assert score_sources(toy, state) == ["error", "error_map", "pred_out"]
+    assert output_rings(toy, score_sources(toy, state)) == [["c"], ["b"], ["a"]]
+    assert output_rings(toy, ["error", "error_map"]) == []
+    assert computes_state(toy, state) and not computes_state(toy, [])
+
+
+def test_int8_probe_streams_a_computed_state_with_the_candidates_own_outputs():
+    from converters.quantize import Probe
+
+    state = [{"input": "s", "output": "s_out", "shape": [1]}]
+    clip = np.zeros((5, 1, 1, 1), np.float32)
+
+    def run(feed):  # a graph that counts its own steps in its state
+        s = feed["s"] + 1
+        return {"error": s.reshape(1), "error_map": np.zeros((1, 1, 1, 1)), "s_out": s}
+
+    errors, maps = Probe([], [clip, clip], state, warmup=2).outputs(run)
+    # Each clip starts from zero state and only the graph's own output carries it; warm-up frames are not scored.
+    assert errors.tolist() == [3, 4, 5, 3, 4, 5] and len(maps) == 6
+    samples = [{"frame": clip[:1], "s": np.full((1, 1), 7.0, np.float32)}] * 4
+    assert Probe(samples).outputs(run)[0].tolist() == [8, 8]  # one step each, every other sample
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_int8_keeps_motion_only_convolutions_in_float(model, tmp_path_factory):
     """Flow is unbounded and anomalies move faster than the calibration footage: the convolutions that
