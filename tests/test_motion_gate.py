@@ -88,3 +88,14 @@ def test_stream_skips_the_model_on_still_frames_and_keeps_its_state(daemon_bundl
     assert not any(r.held for r in resumed)
     assert resumed[0].index == settling[-1].index + 1, "the model continues from the last frame it saw"
     assert not np.isnan(live[-1].score)
+
+
+@pytest.mark.parametrize("frame, thumb", [((768, 576), (192, 144)), ((1920, 1080), (160, 90)), ((640, 480), (160, 120)),
+                                          ((641, 479), (160, 120)), ((100, 80), (100, 80))])
+def test_thumbnail_averages_whole_blocks_of_pixels_when_the_frame_allows(frame, thumb):
+    from edge_vad.runtime.motion_gate import thumbnail_size
+
+    assert thumbnail_size(*frame, 160) == thumb
+    w, h = frame
+    if thumb != (160, 120) or frame == (640, 480):
+        assert w % thumb[0] == 0 and h % thumb[1] == 0 and w // thumb[0] == h // thumb[1]
