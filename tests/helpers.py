@@ -102,3 +102,16 @@ def local_mosquitto(binary: str):
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def step_maps(model, frames) -> list:
+    """Error maps of a model's deployed step run over ``frames`` (T×B×C×H×W) from zero state, one per frame."""
+    import torch
+
+    step = model.step_module()
+    state = [torch.zeros(1, *s.shape) for s in model.state_specs()]
+    maps = []
+    for x in frames:
+        _, error_map, *state = step(x, *state)
+        maps.append(error_map)
+    return maps

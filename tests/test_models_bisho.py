@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 
 from edge_vad.models import get_model  # noqa: E402
 from edge_vad.models.layers.sho_convlstm import SHOConvLSTMCell  # noqa: E402
+from helpers import step_maps  # noqa: E402
 
 
 def _build(**over):
@@ -96,12 +97,7 @@ def _carried(**over):
 def test_carried_step_scores_each_frame_against_the_prediction_made_n_frames_earlier(n, residual):
     m = _carried(n=n, residual=residual)
     frames = torch.rand(13, 1, 1, 32, 32) * 2 - 1
-    step = m.step_module()
-    state = [torch.zeros(1, *s.shape) for s in m.state_specs()]
-    maps = []
-    for x in frames:
-        _, error_map, *state = step(x, *state)
-        maps.append(error_map)
+    maps = step_maps(m, frames)
     # Independently: the forward AE from its carried zero state over frames 0..t−n, its last feature
     # through the head (plus frame t−n when residual), against frame t, MAE on the [0, 1] scale.
     for t in range(m.warmup_frames, len(frames)):

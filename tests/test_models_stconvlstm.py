@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from edge_vad.errors import EdgeVadError  # noqa: E402
 from edge_vad.models import get_model  # noqa: E402
-from helpers import need_vtest  # noqa: E402
+from helpers import need_vtest, step_maps  # noqa: E402
 
 ENTRY = get_model("stconvlstm")
 
@@ -32,12 +32,7 @@ def test_carried_step_scores_each_frame_against_the_forecast_made_horizon_frames
     h = model.horizon
     assert h == horizon_index % model.tau + 1
     frames = torch.rand(14, 1, 1, 67, 67)
-    step = model.step_module()
-    state = [torch.zeros(1, *s.shape) for s in model.state_specs()]
-    maps = []
-    for x in frames:
-        _, error_map, *state = step(x, *state)
-        maps.append(error_map)
+    maps = step_maps(model, frames)
     # Independently: encode frames 0..t−h from zero state, forecast h frames, compare with frame t.
     for t in range(model.warmup_frames, len(frames)):
         enc = model.zero_state(frames[0])
