@@ -180,7 +180,7 @@ class DeviceConfig(_Strict):
     outputs: OutputsConfig = OutputsConfig()
     state: StateConfig = StateConfig()
     metrics: MetricsConfig = MetricsConfig()
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1)  # engine threads, and OpenCV's for preprocessing (default: the engines' own)
     batch: bool = True  # cameras sharing a bundle run in one batched backend call
     log_format: Literal["text", "json"] = "text"
 
