@@ -206,6 +206,8 @@ def bench(
     out: Path = typer.Option(Path("bench-bundles"), help="where the converted bundles go"),
     frames: int = typer.Option(60, help="frames timed per target (--speed: per path, after warm-up)"),
     threads: Optional[int] = typer.Option(None, help="threads for every engine (default: the engine's; --speed: 2)"),
+    ops: bool = typer.Option(False, "--ops", help="with a bundle: also print where its model call's time goes, "
+                                                  "operator by operator (the engine's own profiler)"),
 ):
     """Convert to every target available on this machine; print target | precision | status | size | AUC | ms | FPS."""
     from converters.bench import Row, bench as run_bench, format_table, time_bundle
@@ -214,8 +216,9 @@ def bench(
     if speed:
         from converters.speed import speed as run_speed
 
-        if profile or precision or val_labels:
-            raise EdgeVadError("--speed takes checkpoints, --targets, --threads, --frames, --out and --val-video only")
+        if profile or precision or val_labels or ops:
+            raise EdgeVadError("--speed takes checkpoints, --targets, --threads, --frames, --out and --val-video only "
+                               "(its report has the operator profile already)")
         report = run_speed(model, target, threads or 2, frames, val_video or calib_data, out_dir=out,
                            log=lambda m: typer.echo(m, err=True))
         typer.echo(report.format())
@@ -223,6 +226,9 @@ def bench(
     if len(model) != 1:
         raise EdgeVadError(f"bench takes one checkpoint or bundle (got {len(model)}); several only with --speed")
     model = model[0]
+    if ops and not (model / MANIFEST).exists():
+        raise EdgeVadError(f"{model}: --ops profiles a bundle; convert the checkpoint first ('edge-vad convert') "
+                           "or use 'edge-vad bench --speed', whose report has the profile of every target")
     if (model / MANIFEST).exists():
         from edge_vad.runtime.bundle import load_bundle
 
@@ -238,8 +244,17 @@ def bench(
 
             auc = evaluate(score_bundle(model, val_video, threads=threads), read_val_labels(val_video, val_labels))["auc_stream"]
         size = sum((model / f).stat().st_size for f in b.manifest.files) / 1e6
-        rows = [Row(b.manifest.target.name, b.manifest.target.precision, "ok", size, auc,
-                    time_bundle(model, video, frames, threads))]
+        ms, profile_ops = time_bundle(model, video, frames, threads, ops=ops)
+        rows = [Row(b.manifest.target.name, b.manifest.target.precision, "ok", size, auc, ms)]
+        if ops:
+            from edge_vad.runtime.op_profile import OpProfile
+
+            typer.echo(format_table(rows))
+            if "error" in profile_ops:
+                raise EdgeVadError(f"{model}: operator profile failed ({profile_ops['error']})")
+            typer.echo("\nWhere the model call's time goes (the engine's own profiler, the same frames replayed):")
+            typer.echo(OpProfile.from_dict(profile_ops).table())
+            return
     else:
         if profile:
             from edge_vad.profiles import load_profile

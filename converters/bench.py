@@ -28,12 +28,16 @@ class Row:
         return 1000.0 / self.ms if self.ms else None
 
 
-def time_bundle(bundle_dir: Path, video: Path, frames: int = 60, threads: int | None = None) -> float:
-    """Median ms per frame of CameraStream.step (preprocess + backend + score), after warm-up."""
+def time_bundle(bundle_dir: Path, video: Path, frames: int = 60, threads: int | None = None,
+                ops: bool = False) -> tuple[float, dict | None]:
+    """Median ms per frame of CameraStream.step (preprocess + backend + score), after warm-up; with ``ops``,
+    the engine's operator profile of the model call on the same frames (``edge_vad.runtime.op_profile``)."""
     from converters.speed_worker import runtime  # the one timing loop, shared with bench --speed
 
-    args = {"bundle": str(bundle_dir), "video": str(video), "start": 0, "skip": None, "frames": frames, "threads": threads}
-    return float(runtime(args)["ms"])
+    args = {"bundle": str(bundle_dir), "video": str(video), "start": 0, "skip": None, "frames": frames,
+            "threads": threads, "ops": ops}
+    res = runtime(args)
+    return float(res["ms"]), res.get("ops")
 
 
 def bench(ckpt: Path, out_dir: Path, targets: list[str] | None = None, precisions: list[str] | None = None,
@@ -63,7 +67,7 @@ def bench(ckpt: Path, out_dir: Path, targets: list[str] | None = None, precision
                 continue
             size = sum((out / f).stat().st_size for f in m.files) / 1e6
             auc = m.verify.get("auc", {}).get("auc_stream") if m.verify.get("auc") else None
-            ms = time_bundle(out, val_video or calib_data or _default_video(ckpt), frames, threads)
+            ms, _ = time_bundle(out, val_video or calib_data or _default_video(ckpt), frames, threads)
             status = "ok" if m.verify.get("auc_passed", True) else "ok (AUC over tolerance)"
             rows.append(Row(name, prec, status, size, auc, ms))
             log(format_table([rows[-1]], header=False))

@@ -379,7 +379,7 @@ def speed(checkpoints: list[Path], targets: list[str] | None = None, threads: in
                     report.path_rows.append(PathRow(label, path, f"conversion failed ({str(exc).splitlines()[0]})"))
                     continue
                 log(f"{label}: timing {name}")
-                res = run_worker("runtime", threads, bundle=str(bundle), **common)
+                res = run_worker("runtime", threads, bundle=str(bundle), ops=True, **common)
                 if res.get("torch_loaded"):
                     report.notes.append(f"{label}/{name}: the runtime loaded torch; its peak memory includes it")
                 on_gpu = bool(tgt.device and tgt.device.startswith("cuda"))

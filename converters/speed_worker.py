@@ -171,7 +171,8 @@ def runtime(a: dict) -> dict:
             total.append(dt)
             core.append(timed.last)
     summary = _summary(total, core)  # peak memory read here: the profiling pass below is not the runtime's
-    summary["ops"] = _op_profile(bundle, stream, timed, frames(), skip, a["threads"])
+    if a.get("ops"):
+        summary["ops"] = _op_profile(bundle, stream, timed, frames(), skip, a["threads"])
     return summary
 
 
@@ -180,7 +181,6 @@ def _op_profile(bundle, stream, timed, frames, skip, threads) -> dict:
     from edge_vad.runtime.op_profile import profile_ops
 
     feeds = []
-    timed.record = feeds
     stream.reset()
     for i, frame in enumerate(frames):
         timed.record = feeds if i >= skip else None

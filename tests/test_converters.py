@@ -416,6 +416,21 @@ def test_bench_prints_a_row_per_target(trained, val_clip, tmp_path):
     assert by[("jetson", "fp32")].status.startswith("skipped") or by[("jetson", "fp32")].status == "ok"
 
 
+def test_bench_ops_prints_the_operator_profile_of_a_bundle_and_refuses_a_checkpoint(trained, val_clip, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out, _ = _convert(trained, "cpu", "fp32", tmp_path_factory)
+    video, _ = val_clip
+    res = CliRunner().invoke(app, ["bench", str(out), "--val-video", str(video), "--frames", "5", "--threads", "1", "--ops"])
+    assert res.exit_code == 0, res.output
+    table = res.output.split("Where the model call's time goes")[1]
+    assert "| Conv (dense) |" in table and "| all " in table and "onnxruntime, 5 calls" in table
+    res = CliRunner().invoke(app, ["bench", str(trained[1]), "--ops"])  # a checkpoint: refused before any work
+    assert isinstance(res.exception, EdgeVadError) and "--ops profiles a bundle" in str(res.exception)
+
+
 # --- TensorRT on a real GPU (skipped, not faked, elsewhere) ----------------------------------
 
 @pytest.mark.gpu

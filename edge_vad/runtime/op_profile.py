@@ -51,6 +51,15 @@ class OpProfile:
         total = self.total_ms or 1.0
         return [(k, v, v / total) for k, v in sorted(self.ms.items(), key=lambda kv: -kv[1])[:n]]
 
+    def table(self, n: int = 15) -> str:
+        """Markdown: the ``n`` costliest operator types, their time per model call, share and kernel count."""
+        dense = DENSE_OPS[self.backend]
+        rows = [f"| {op}{' (dense)' if op in dense else ''} | {ms:.3f} | {100 * share:.1f}% | {self.calls[op]:.0f} |"
+                for op, ms, share in self.top(n)]
+        total = f"| all {len(self.ms)} types ({self.backend}, {self.runs} calls) | {self.total_ms:.3f} | 100% | " \
+                f"{sum(self.calls.values()):.0f} |"
+        return "\n".join(["| operator | ms per call | share | kernels per call |", "|---|---:|---:|---:|", *rows, total])
+
     def to_dict(self) -> dict:
         return {"backend": self.backend, "runs": self.runs, "ms": self.ms, "calls": self.calls}
 
