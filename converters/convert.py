@@ -74,6 +74,24 @@ def _samples(graph: Path, frames, state: list[dict], warmup: int) -> list[dict]:
     return out
 
 
+def _parity(model, tgt: Target, staging: Path, state: list[dict], calibration: dict, info: dict, calib_data,
+            precision: str, threads, log, graph_file: str = GRAPH_FILE):
+    """The staged graph against PyTorch on real normal frames (``converters.parity``), with the target's verifier:
+    the report, that backend (the AUC gate runs on it too), its description and the frames compared on."""
+    backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log)
+    src, start, stop = _parity_source(info, calib_data)
+    stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
+    frames = preprocess_many(list(read_frames(src, start, stop)), model.input_spec())
+    if len(frames) <= model.warmup_frames + 2:
+        raise EdgeVadError(f"{src}: too few frames ({len(frames)}) to verify the conversion")
+    report = check_parity(
+        model, backend, {"frame": "frame", "error": "error", "error_map": "error_map"},
+        [(s["input"], s["output"]) for s in state], frames, calibration, TOLERANCES[precision],
+    )
+    log(report.summary() + f"  [{src.name} frames {start}:{stop}, {precision}]")
+    return report, backend, verified_on, (src, start, stop)
+
+
 def _verifier(tgt: Target, staging: Path, graph_file: str, precision: str, threads, log):
     """Backend to verify with: the target's own when it runs here, else ONNX Runtime CPU on the shipped graph."""
     ok, why = tgt.runnable_here()
@@ -169,9 +187,18 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
 
             # Measured as it will run: ORT's fused CPU kernels for the cpu target, the exact QDQ arithmetic
             # (what TensorRT and the GPU providers compute) for the others.
-            quant.update(to_int8(fp32, staging / GRAPH_FILE, probe, spec=model.input_spec(),
-                                 keep_float=int8_keep_float, reduce_range=tgt.int8_reduce_range,
-                                 exact=tgt.name != "cpu", log=log))
+            def quantize(good_enough=None):
+                return to_int8(fp32, staging / GRAPH_FILE, probe, spec=model.input_spec(), keep_float=int8_keep_float,
+                               reduce_range=tgt.int8_reduce_range, exact=tgt.name != "cpu", log=log,
+                               good_enough=good_enough)
+
+            quant.update(quantize())
+            if int8_keep_float == "auto" and not _parity(model, tgt, staging, state, calibration, info, calib_data,
+                                                         precision, threads, lambda *a: None)[0].passed:
+                # The measured deviation is an average; the gate below takes the worst frame. Give the
+                # measurement every float group that still helps before the gate has the last word.
+                log("int8: parity fails with that choice; trying every float group that cuts the deviation")
+                quant.update(quantize(good_enough=0.0), escalated=True)
             fp32.unlink()
         elif precision == "fp16" and not tgt.builds_on_device:
             from converters.quantize import to_fp16
@@ -211,17 +238,8 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
         )
 
         # --- accuracy gate ---------------------------------------------------
-        backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log)
-        src, start, stop = _parity_source(info, calib_data)
-        stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
-        frames = preprocess_many(list(read_frames(src, start, stop)), model.input_spec())
-        if len(frames) <= model.warmup_frames + 2:
-            raise EdgeVadError(f"{src}: too few frames ({len(frames)}) to verify the conversion")
-        report = check_parity(
-            model, backend, {"frame": "frame", "error": "error", "error_map": "error_map"},
-            [(s["input"], s["output"]) for s in state], frames, calibration, TOLERANCES[precision],
-        )
-        log(report.summary() + f"  [{src.name} frames {start}:{stop}, {precision}]")
+        report, backend, verified_on, (src, start, stop) = _parity(
+            model, tgt, staging, state, calibration, info, calib_data, precision, threads, log, graph_file)
         verify = {"parity": report.to_dict(), "frames_source": {"path": str(src), "start": start, "stop": stop},
                   "verified_on": verified_on, "precision": precision, "quantization": quant or None}
         if not report.passed:

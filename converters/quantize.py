@@ -312,7 +312,7 @@ def deviation(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndar
     return float(de + dm)
 
 
-def select_float(groups: dict[str, list[str]], trial, log=print) -> dict:
+def select_float(groups: dict[str, list[str]], trial, log=print, good_enough: float | None = None) -> dict:
     """Which candidate groups to keep in float: ``motion`` by rule, the others (MEASURED_GROUPS, in order)
     when ``trial(exclude) -> (artifact, deviation)`` shows a gain.  Returns kept, exclude, measured, artifact."""
     kept = {g: groups[g] for g in ("motion",) if groups.get(g)}
@@ -321,7 +321,7 @@ def select_float(groups: dict[str, list[str]], trial, log=print) -> dict:
     measured = {"+".join(kept) or "none": round(best, 4)}
     for g in MEASURED_GROUPS:
         extra = [n for n in groups.get(g, []) if n not in exclude]
-        if best <= GOOD_ENOUGH or not extra:
+        if best <= (GOOD_ENOUGH if good_enough is None else good_enough) or not extra:
             continue
         candidate, dev = trial(sorted(exclude + extra))
         measured["+".join([*kept, g])] = round(dev, 4)
@@ -349,10 +349,11 @@ def probe_samples(samples):
 
 
 def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "auto",
-            reduce_range: bool = False, exact: bool = False, log=print) -> dict:
+            reduce_range: bool = False, exact: bool = False, log=print, good_enough: float | None = None) -> dict:
     """QDQ INT8 graph, ranges from ``probe.samples``.  ``keep_float``: "auto" (rule + measurement, see the
     module doc) or "none" (every convolution quantized).  ``exact``: measure with unfused QDQ arithmetic
-    (targets that are not ONNX Runtime CPU).  Returns what was done, for verify.json."""
+    (targets that are not ONNX Runtime CPU).  ``good_enough``: the deviation below which no further group
+    is tried (default ``GOOD_ENOUGH``; 0 tries every group).  Returns what was done, for verify.json."""
     import onnx
 
     samples = probe.samples
@@ -369,7 +370,7 @@ def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "au
         return path, deviation(ref, _outputs(_session(path, exact), probe))
 
     try:
-        choice = select_float(groups, trial, log)
+        choice = select_float(groups, trial, log, good_enough)
         choice["artifact"].replace(dst)
     finally:
         for path in tried:

@@ -219,6 +219,25 @@ def test_int8_output_groups_reach_back_from_what_the_next_score_reads():
     assert computes_state(toy, state) and not computes_state(toy, [])
 
 
+def test_int8_float_groups_stop_at_good_enough_unless_parity_asks_for_every_helpful_one():
+    from converters.quantize import GOOD_ENOUGH, select_float
+
+    groups = {"motion": [], "memory_queries": ["q"], "memory_paths": ["q", "p"], "outputs": ["o"],
+              "outputs_2": ["o", "o2"], "outputs_3": ["o", "o2", "o3"]}
+    devs = {(): 3.0, ("q",): 1.0, ("p", "q"): 0.45, ("o", "p", "q"): 0.3, ("o", "o2", "p", "q"): 0.29,
+            ("o", "o2", "o3", "p", "q"): 0.1}
+
+    def trial(exclude):
+        return tuple(exclude), devs[tuple(exclude)]
+
+    default = select_float(groups, trial, log=lambda *a: None)
+    assert default["deviation"] == 0.45 <= GOOD_ENOUGH and default["exclude"] == ["p", "q"]
+    every = select_float(groups, trial, log=lambda *a: None, good_enough=0.0)
+    # outputs_2 gains under 10 % and is not kept; outputs_3 is measured on top of what was kept.
+    assert list(every["kept"]) == ["memory_queries", "memory_paths", "outputs", "outputs_3"]
+    assert every["deviation"] == 0.1
+
+
 def test_int8_probe_streams_a_computed_state_with_the_candidates_own_outputs():
     from converters.quantize import Probe
 
