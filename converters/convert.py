@@ -187,18 +187,13 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
 
             # Measured as it will run: ORT's fused CPU kernels for the cpu target, the exact QDQ arithmetic
             # (what TensorRT and the GPU providers compute) for the others.
-            def quantize(good_enough=None):
-                return to_int8(fp32, staging / GRAPH_FILE, probe, spec=model.input_spec(), keep_float=int8_keep_float,
-                               reduce_range=tgt.int8_reduce_range, exact=tgt.name != "cpu", log=log,
-                               good_enough=good_enough)
+            def passes_parity(graph: Path) -> bool:
+                return _parity(model, tgt, graph.parent, state, calibration, info, calib_data, precision, threads,
+                               lambda *a: None, graph.name)[0].passed
 
-            quant.update(quantize())
-            if int8_keep_float == "auto" and not _parity(model, tgt, staging, state, calibration, info, calib_data,
-                                                         precision, threads, lambda *a: None)[0].passed:
-                # The measured deviation is an average; the gate below takes the worst frame. Give the
-                # measurement every float group that still helps before the gate has the last word.
-                log("int8: parity fails with that choice; trying every float group that cuts the deviation")
-                quant.update(quantize(good_enough=0.0), escalated=True)
+            quant.update(to_int8(fp32, staging / GRAPH_FILE, probe, spec=model.input_spec(),
+                                 keep_float=int8_keep_float, reduce_range=tgt.int8_reduce_range,
+                                 exact=tgt.name != "cpu", log=log, accept=passes_parity))
             fp32.unlink()
         elif precision == "fp16" and not tgt.builds_on_device:
             from converters.quantize import to_fp16

@@ -312,24 +312,38 @@ def deviation(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndar
     return float(de + dm)
 
 
-def select_float(groups: dict[str, list[str]], trial, log=print, good_enough: float | None = None) -> dict:
+def select_float(groups: dict[str, list[str]], trial, log=print, accept=None) -> dict:
     """Which candidate groups to keep in float: ``motion`` by rule, the others (MEASURED_GROUPS, in order)
-    when ``trial(exclude) -> (artifact, deviation)`` shows a gain.  Returns kept, exclude, measured, artifact."""
+    when ``trial(exclude) -> (artifact, deviation)`` shows a gain.  Below ``GOOD_ENOUGH`` no more groups are
+    tried, unless ``accept(artifact)`` (the converter's parity gate) refuses the best so far: the deviation
+    is an average, the gate takes the worst frame.  Returns kept, exclude, measured, artifact, refused."""
     kept = {g: groups[g] for g in ("motion",) if groups.get(g)}
     exclude = sorted({n for names in kept.values() for n in names})
     artifact, best = trial(exclude)
     measured = {"+".join(kept) or "none": round(best, 4)}
+    verdicts: list[bool] = []  # accept() of the current best, asked once per best
+    asked = None
     for g in MEASURED_GROUPS:
         extra = [n for n in groups.get(g, []) if n not in exclude]
-        if best <= (GOOD_ENOUGH if good_enough is None else good_enough) or not extra:
+        if not extra:
             continue
+        if best <= GOOD_ENOUGH:
+            if accept is None:
+                continue
+            if asked is not artifact:
+                asked = artifact
+                verdicts.append(bool(accept(artifact)))
+            if verdicts[-1]:
+                continue
+            log(f"int8: the parity gate refuses deviation {best:.3g}; trying {g} in float too")
         candidate, dev = trial(sorted(exclude + extra))
         measured["+".join([*kept, g])] = round(dev, 4)
         if dev < MIN_GAIN * best:
             artifact, best = candidate, dev
             kept[g] = groups[g]
             exclude = sorted(exclude + extra)
-    return {"kept": kept, "exclude": exclude, "measured": measured, "artifact": artifact, "deviation": best}
+    return {"kept": kept, "exclude": exclude, "measured": measured, "artifact": artifact, "deviation": best,
+            "refused": not all(verdicts)}
 
 
 def describe_choice(choice: dict, n_convs: int) -> str:
@@ -349,11 +363,11 @@ def probe_samples(samples):
 
 
 def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "auto",
-            reduce_range: bool = False, exact: bool = False, log=print, good_enough: float | None = None) -> dict:
+            reduce_range: bool = False, exact: bool = False, log=print, accept=None) -> dict:
     """QDQ INT8 graph, ranges from ``probe.samples``.  ``keep_float``: "auto" (rule + measurement, see the
     module doc) or "none" (every convolution quantized).  ``exact``: measure with unfused QDQ arithmetic
-    (targets that are not ONNX Runtime CPU).  ``good_enough``: the deviation below which no further group
-    is tried (default ``GOOD_ENOUGH``; 0 tries every group).  Returns what was done, for verify.json."""
+    (targets that are not ONNX Runtime CPU).  ``accept(graph_path)``: the gate a candidate must also pass
+    (``select_float``).  Returns what was done, for verify.json."""
     import onnx
 
     samples = probe.samples
@@ -370,7 +384,7 @@ def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "au
         return path, deviation(ref, _outputs(_session(path, exact), probe))
 
     try:
-        choice = select_float(groups, trial, log, good_enough)
+        choice = select_float(groups, trial, log, accept)
         choice["artifact"].replace(dst)
     finally:
         for path in tried:
@@ -381,7 +395,7 @@ def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "au
         "quantized_ops": QUANTIZED_OPS, "calibration": "MinMax", "calibration_samples": len(samples),
         "float_candidates": groups, "kept_float": choice["kept"],
         "convolutions": {"total": n_convs, "float": len(choice["exclude"]), "int8": n_convs - len(choice["exclude"])},
-        "deviation": choice["measured"],
+        "deviation": choice["measured"], "escalated": choice["refused"],
         "deviation_measured_on": ("onnxruntime, QDQ unfused" if exact else "onnxruntime CPU") + ", " + probe.describe(),
     }
     log("int8: " + describe_choice(choice, n_convs))

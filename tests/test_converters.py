@@ -219,7 +219,7 @@ def test_int8_output_groups_reach_back_from_what_the_next_score_reads():
     assert computes_state(toy, state) and not computes_state(toy, [])
 
 
-def test_int8_float_groups_stop_at_good_enough_unless_parity_asks_for_every_helpful_one():
+def test_int8_float_groups_stop_at_good_enough_unless_the_parity_gate_refuses():
     from converters.quantize import GOOD_ENOUGH, select_float
 
     groups = {"motion": [], "memory_queries": ["q"], "memory_paths": ["q", "p"], "outputs": ["o"],
@@ -232,7 +232,7 @@ def test_int8_float_groups_stop_at_good_enough_unless_parity_asks_for_every_help
 
     default = select_float(groups, trial, log=lambda *a: None)
     assert default["deviation"] == 0.45 <= GOOD_ENOUGH and default["exclude"] == ["p", "q"]
-    every = select_float(groups, trial, log=lambda *a: None, good_enough=0.0)
+    every = select_float(groups, trial, log=lambda *a: None, accept=lambda artifact: False)  # the gate refuses all
     # outputs_2 gains under 10 % and is not kept; outputs_3 is measured on top of what was kept.
     assert list(every["kept"]) == ["memory_queries", "memory_paths", "outputs", "outputs_3"]
     assert every["deviation"] == 0.1

@@ -225,7 +225,7 @@ class Bisho(VadModel):
         return self.carried
 
     def predict(self, feat: torch.Tensor, newest: torch.Tensor) -> torch.Tensor:
-        """One direction's feature → the predicted frame (carried stream: the forward AE's alone)."""
+        """The directions' features (concatenated) → the predicted frame; ``newest`` is its residual base."""
         out = torch.tanh(self.head(feat))
         return newest + out if self.residual else out
 
@@ -252,12 +252,9 @@ class Bisho(VadModel):
                 f = self.bwd.step(inputs[:, t], sb)
                 if t in feats:
                     feats[t].append(f)
-        out = torch.stack([torch.tanh(self.head(torch.cat(feats[t], dim=1))) for t in targets], dim=1)
-        if self.residual:
-            # Each target's base is the newest input before it (README.md, "residual").
-            base = [inputs[:, min(t + self.n - 1, t_len - 1)] for t in targets]
-            out = torch.stack(base, dim=1) + out
-        return out
+        # With `residual`, each target's base is the newest input before it (README.md, "residual").
+        return torch.stack([self.predict(torch.cat(feats[t], dim=1), inputs[:, min(t + self.n - 1, t_len - 1)])
+                            for t in targets], dim=1)
 
     def loss(self, clips):
         if self.carried:
