@@ -130,6 +130,36 @@ def test_convert_every_model_to_every_target(model, target, precision, tmp_path_
         _check_op_profile(b)
 
 
+@pytest.mark.parametrize("model,target", [pytest.param(m, n, id=f"{m}-{n}") for m in MODELS
+                                          for n, t in TARGETS.items() if t.runnable_here()[0]])
+def test_batched_cameras_score_like_separate_ones(model, target, tmp_path_factory):
+    """Cameras sharing one backend call get what their own calls give (for hf2vad, cameras with
+    different object counts in one call)."""
+    from daemon_helpers import vtest_frames
+    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.stream import CameraStream, step_batch
+
+    out, _ = _convert(_train(model, tmp_path_factory), target, TARGETS[target].precisions[0], tmp_path_factory)
+    bundle = load_bundle(out)
+    a, b = CameraStream(bundle, threads=1), CameraStream(bundle, threads=1)
+    shared = CameraStream(bundle, threads=1)
+    other = CameraStream(bundle, backend=shared.backend)
+    assert shared.batchable
+    frames = vtest_frames(100, 124)
+    scored = 0
+    for i, f in enumerate(frames):
+        g = frames[-1 - i]
+        ra, rb = a.step(f), b.step(g)
+        sa, sb = step_batch([shared, other], [f, g])
+        for r, s in ((ra, sa), (rb, sb)):
+            assert r.index == s.index
+            if r.error_map is not None:
+                scored += 1
+                np.testing.assert_allclose(r.error, s.error, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(r.score, s.score, rtol=1e-3, atol=1e-3)
+    assert scored > len(frames)
+
+
 def _check_op_profile(bundle):
     """The engine's profiler sees this bundle's dense kernels, under names the speed table counts as dense."""
     from edge_vad.data.frames import read_frames

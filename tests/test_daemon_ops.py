@@ -9,10 +9,9 @@ import sys
 import threading
 import urllib.request
 
-import numpy as np
 import pytest
 
-from daemon_helpers import Subscriber, jpeg_ok, make_config, vtest_frames
+from daemon_helpers import Subscriber, jpeg_ok, make_config
 from helpers import REPO, wait_until
 
 pytestmark = pytest.mark.slow
@@ -68,27 +67,6 @@ def test_wrong_credentials_are_reported_retried_and_never_logged(daemon_bundle, 
         if m["msg_id"] not in first_seen:
             first_seen.append(m["msg_id"])
     assert first_seen == all_ids, "the stored backlog first, in order, then the new run's events"
-
-
-def test_batched_cameras_score_like_separate_ones(daemon_bundle):
-    from edge_vad.runtime.bundle import load_bundle
-    from edge_vad.runtime.stream import CameraStream, step_batch
-
-    bundle = load_bundle(daemon_bundle)
-    frames = vtest_frames(100, 130)
-    a, b = CameraStream(bundle, threads=1), CameraStream(bundle, threads=1)
-    shared = CameraStream(bundle, threads=1)
-    other = CameraStream(bundle, backend=shared.backend)
-    assert shared.batchable
-    for i, f in enumerate(frames):
-        g = frames[-1 - i]
-        ra, rb = a.step(f), b.step(g)
-        sa, sb = step_batch([shared, other], [f, g])
-        for r, s in ((ra, sa), (rb, sb)):
-            assert r.index == s.index
-            if r.error_map is not None:
-                np.testing.assert_allclose(r.error, s.error, rtol=1e-4)
-                np.testing.assert_allclose(r.score, s.score, rtol=1e-3, atol=1e-3)
 
 
 def test_two_cameras_snapshots_homeassistant_metrics_status_and_listen(daemon_bundle, anomaly_clip, mosquitto,

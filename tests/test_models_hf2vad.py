@@ -66,18 +66,18 @@ def test_cubes_are_the_boxes_of_the_last_frame_over_all_frames():
     # Frame i's appearance holds the value i everywhere: each cube frame must read it back.
     for i in range(m.clip_length):
         clip[0, i, 0] = float(i)
-    cubes, valid, masks = m.objects(clip)
+    cubes, valid, index, masks = m.objects(clip)
     # Only the slots holding an object are cut.
-    assert valid[0].tolist() == [True, True]
-    assert cubes.shape == (1, 2, m.clip_length, 3, 32, 32)
+    assert valid.tolist() == [True, True] and index.tolist() == [0, 1] and masks.shape[1] == 2
+    assert cubes.shape == (2, m.clip_length, 3, 32, 32)
     for i in range(m.clip_length):
-        torch.testing.assert_close(cubes[0, :2, i, 0], torch.full((2, 32, 32), float(i)))
+        torch.testing.assert_close(cubes[:, i, 0], torch.full((2, 32, 32), float(i)))
     # Content: a horizontal ramp cropped at box x0..x1 (pixel centres 5..20) spans those
     # columns edge to edge: samples at pixel centres of a 32-wide grid over [4.5, 20.5].
     ramp = torch.arange(cfg["width"], dtype=torch.float32).expand(cfg["height"], -1)
     clip[0, :, 1] = ramp
-    cubes, _, _ = m.objects(clip)
-    row = cubes[0, 0, -1, 1, 16]
+    cubes, _, _, _ = m.objects(clip)
+    row = cubes[0, -1, 1, 16]
     assert float(row.min()) == pytest.approx(4.75) and float(row.max()) == pytest.approx(20.25)
 
 
@@ -122,8 +122,8 @@ def test_empty_slots_are_skipped_without_changing_scores():
     gapped = clip.clone()
     gapped[0, -1, 3 + k - 1] = clip[0, -1, 4]
     gapped[0, -1, 4] = 0
-    cubes, valid, _ = m.objects(gapped)
-    assert cubes.shape[1] == 2 and valid[0].tolist() == [True, True]
+    cubes, valid, _, _ = m.objects(gapped)
+    assert cubes.shape[0] == 2 and valid.tolist() == [True, True]
     a, b = m.score_windows(clip), m.score_windows(gapped)
     torch.testing.assert_close(a["error"], b["error"])
     torch.testing.assert_close(a["error_map"], b["error_map"])
@@ -132,6 +132,15 @@ def test_empty_slots_are_skipped_without_changing_scores():
     one[0, -1, 4] = 0
     both = m.score_windows(torch.cat([clip, one]))
     alone = m.score_windows(one)
+    # Cameras batched into one call cut their own objects only: 2 + 1 cubes, not 2 × 2, and a
+    # clip with none costs nothing beyond the one filler cube that keeps the tensors non-empty.
+    cubes, valid, index, _ = m.objects(torch.cat([clip, one]))
+    assert cubes.shape[0] == 3 and valid.tolist() == [True, True, True] and index.tolist() == [0, 1, 2]
+    empty = clip.clone()
+    empty[0, -1, 3:] = 0
+    cubes, valid, _, _ = m.objects(torch.cat([empty, one, empty]))
+    assert cubes.shape[0] == 2 and valid.tolist() == [False, True]
+    torch.testing.assert_close(m.score_windows(torch.cat([empty, one]))["error"][1:], alone["error"])
     torch.testing.assert_close(both["error"], torch.cat([a["error"], alone["error"]]))
     torch.testing.assert_close(both["error_map"], torch.cat([a["error_map"], alone["error_map"]]))
 

@@ -24,20 +24,30 @@ EPS = 1e-12
 
 
 # ---------------------------------------------------------------- cropping
-def _crop_resize_torch(src: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """src B×C×H×W, boxes B×N×4 (x0, y0, x1, y1 pixel edges) → B·N×C×S×S, bilinear, edge pixels repeated."""
-    b, _, h, w = src.shape
-    k = boxes.shape[1]
+def _grid_crop(src: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """src 1×C×H×W, boxes N×4 (x0, y0, x1, y1 pixel edges) → N×C×S×S, bilinear, edge pixels repeated."""
+    _, _, h, w = src.shape
+    k = boxes.shape[0]
     x0, y0, x1, y1 = boxes.unbind(-1)
     g = (torch.arange(size, dtype=src.dtype, device=src.device) + 0.5) / size
     # align_corners=False coordinates: pixel i spans [2i/W − 1, 2(i+1)/W − 1].
-    gx = (2 * x0 / w - 1).unsqueeze(-1) + (2 * (x1 - x0) / w).unsqueeze(-1) * g  # B×N×S
+    gx = (2 * x0 / w - 1).unsqueeze(-1) + (2 * (x1 - x0) / w).unsqueeze(-1) * g  # N×S
     gy = (2 * y0 / h - 1).unsqueeze(-1) + (2 * (y1 - y0) / h).unsqueeze(-1) * g
-    grid = torch.stack([gx.unsqueeze(-2).expand(b, k, size, size), gy.unsqueeze(-1).expand(b, k, size, size)], -1)
-    # Objects are laid out along the output's rows: one sampling call, no per-object copies of the frames.
-    out = F.grid_sample(src, grid.reshape(b, k * size, size, 2), mode="bilinear", padding_mode="border",
+    grid = torch.stack([gx.unsqueeze(-2).expand(k, size, size), gy.unsqueeze(-1).expand(k, size, size)], -1)
+    # Objects are laid out along the output's rows: one sampling call, no per-object copies of the frame.
+    out = F.grid_sample(src, grid.reshape(1, k * size, size, 2), mode="bilinear", padding_mode="border",
                         align_corners=False)
-    return out.reshape(b, -1, k, size, size).transpose(1, 2).reshape(b * k, -1, size, size)
+    return out.reshape(-1, k, size, size).transpose(0, 1)
+
+
+def _crop_resize_torch(src: torch.Tensor, rois: torch.Tensor, batch_index: torch.Tensor, size: int) -> torch.Tensor:
+    """src B×C×H×W, rois N×4 of the images batch_index N → N×C×S×S."""
+    out = src.new_empty(rois.shape[0], src.shape[1], size, size)
+    for i in range(src.shape[0]):
+        sel = (batch_index == i).nonzero()[:, 0]
+        if len(sel):
+            out[sel] = _grid_crop(src[i : i + 1], rois[sel], size)
+    return out
 
 
 class _RoiAlignCrop(torch.autograd.Function):
@@ -47,8 +57,8 @@ class _RoiAlignCrop(torch.autograd.Function):
     weights across channels; its GridSample recomputes them per channel, 3× slower here."""
 
     @staticmethod
-    def forward(ctx, src, rois, batch_index, size):  # noqa: ARG004 (batch_index is the graph's)
-        return _crop_resize_torch(src, rois.reshape(src.shape[0], -1, 4), size)
+    def forward(ctx, src, rois, batch_index, size):  # noqa: ARG004
+        return _crop_resize_torch(src, rois, batch_index, size)
 
     @staticmethod
     def symbolic(g, src, rois, batch_index, size):
@@ -56,12 +66,11 @@ class _RoiAlignCrop(torch.autograd.Function):
                     sampling_ratio_i=1, spatial_scale_f=1.0, coordinate_transformation_mode_s="half_pixel")
 
 
-def crop_resize(src: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+def crop_resize(src: torch.Tensor, rois: torch.Tensor, batch_index: torch.Tensor, size: int) -> torch.Tensor:
+    """Cut roi i (x0, y0, x1, y1 pixel edges) from image batch_index[i] of src, resized to size×size."""
     if not torch.onnx.is_in_onnx_export():
-        return _crop_resize_torch(src, boxes, size)
-    b, k = boxes.shape[:2]
-    batch_index = torch.arange(b, device=src.device).unsqueeze(1).expand(b, k).reshape(-1)
-    return _RoiAlignCrop.apply(src, boxes.reshape(-1, 4), batch_index, size)
+        return _crop_resize_torch(src, rois, batch_index, size)
+    return _RoiAlignCrop.apply(src, rois, batch_index, size)
 
 
 # ---------------------------------------------------------------- ML-MemAE-SC
@@ -299,37 +308,42 @@ class HF2VAD(VadModel):
 
     # --- cubes -------------------------------------------------------------
     def objects(self, clips: torch.Tensor):
-        """clips B×L×(C+2+K)×H×W → cubes B×N×L×(C+2)×S×S, valid B×N, masks B×N×H×W."""
+        """clips B×L×(C+2+K)×H×W → cubes N×L×(C+2)×S×S, valid N, index N, masks B×k×H×W (see ``crop``)."""
         ca = self.app_ch + 2
         return self.crop(clips[:, :, :ca], clips[:, -1, ca:])
 
     def crop(self, frames: torch.Tensor, masks: torch.Tensor):
-        """frames B×L×(C+2)×H×W, box masks of the last frame B×K×H×W → cubes B×N×L×(C+2)×S×S,
-        valid B×N, masks B×N×H×W.
+        """frames B×L×(C+2)×H×W, box masks of the last frame B×K×H×W → cubes N×L×(C+2)×S×S,
+        valid N, index N (into B×k, row-major), masks B×k×H×W.
 
         Every box of the last frame is cropped from all L frames (the paper's
-        STC: the same box over t−4..t), bilinearly resized to S×S. Only the N
-        slots that hold an object in some clip of the batch are cut (at least
-        one, so no tensor is empty): the paper scores the objects a frame has,
-        and an empty slot would cost a full cube's networks to be masked away.
+        STC: the same box over t−4..t), bilinearly resized to S×S. Only the
+        (clip, slot) pairs that hold an object are cut: the paper scores the
+        objects a frame has, and an empty slot would cost a full cube's networks
+        to be masked away. Pairs are picked one by one, not as slots shared by
+        the batch, so cameras batched into one call cost the sum of their
+        objects rather than the batch size × the busiest camera's. Pair (0, 0)
+        is always cut (``valid`` False when empty), so no tensor is empty.
+        The masks keep the k slots some clip uses, for painting the error map.
         """
         b, length, ca, h, w = frames.shape
         s = self.cube
         k_all = masks.shape[1]
-        keep = (masks.flatten(2).amax(-1) > 0.5).any(0) | (torch.arange(k_all, device=masks.device) == 0)
-        masks = masks.index_select(1, keep.nonzero()[:, 0])
+        used = (masks.flatten(2).amax(-1) > 0.5).any(0) | (torch.arange(k_all, device=masks.device) == 0)
+        masks = masks.index_select(1, used.nonzero()[:, 0])
         k = masks.shape[1]
         rows, cols = masks.amax(-1), masks.amax(-2)
         ys = torch.arange(h, dtype=frames.dtype, device=frames.device)
         xs = torch.arange(w, dtype=frames.dtype, device=frames.device)
         y1, y0 = (rows * ys).amax(-1), (h - 1) - (rows * (h - 1 - ys)).amax(-1)
         x1, x0 = (cols * xs).amax(-1), (w - 1) - (cols * (w - 1 - xs)).amax(-1)
-        valid = rows.amax(-1) > 0.5
+        valid = (rows.amax(-1) > 0.5).reshape(-1)
+        index = (valid | (torch.arange(valid.shape[0], device=valid.device) == 0)).nonzero()[:, 0]
         # Pixel edges of each box: columns x0..x1 span [x0, x1 + 1).
-        boxes = torch.stack([x0, y0, x1 + 1, y1 + 1], -1)  # B×N×4
+        boxes = torch.stack([x0, y0, x1 + 1, y1 + 1], -1).reshape(-1, 4).index_select(0, index)
         src = frames.reshape(b, length * ca, h, w)
-        cubes = crop_resize(src, boxes, s).reshape(b, k, length, ca, s, s)
-        return cubes, valid, masks
+        cubes = crop_resize(src, boxes, torch.div(index, k, rounding_mode="floor"), s)
+        return cubes.reshape(-1, length, ca, s, s), valid.index_select(0, index), index, masks
 
     def _split(self, cubes: torch.Tensor):
         """cubes N×L×(C+2)×S×S → past frames N×tC×S×S, target N×C×S×S, flows N×t×2×S×S."""
@@ -370,7 +384,7 @@ class HF2VAD(VadModel):
 
     def loss(self, clips, stage: int = 3):
         c = self.config
-        cubes, valid, _ = self.objects(clips)
+        cubes, valid, _, _ = self.objects(clips)
         cubes = cubes[valid]
         if len(cubes) == 0:
             return None, {}
@@ -412,7 +426,7 @@ class HF2VAD(VadModel):
         s_of, s_fr = [], []
         for i in range(0, len(dataset), 16):
             clips = torch.stack([dataset[j] for j in range(i, min(i + 16, len(dataset)))])
-            cubes, valid, _ = self.objects(clips)
+            cubes, valid, _, _ = self.objects(clips)
             if valid.any():
                 a, b = self.errors(cubes[valid])
                 s_of.append(a)
@@ -433,13 +447,14 @@ class HF2VAD(VadModel):
 
         frames B×L×(C+2)×H×W (appearance and flow), masks B×K×H×W (the last frame's boxes)."""
         c = self.config
-        cubes, valid, masks = self.crop(frames, masks)
-        b, k = valid.shape
-        s_of, s_fr = self.errors(cubes.reshape(b * k, *cubes.shape[2:]))
+        cubes, valid, index, masks = self.crop(frames, masks)
+        b, k = masks.shape[:2]
+        s_of, s_fr = self.errors(cubes)
         m_of, sd_of, m_fr, sd_fr = self.stats
         z = c["w_flow"] * (s_of - m_of) / sd_of + c["w_frame"] * (s_fr - m_fr) / sd_fr
         base = c["w_flow"] * (-m_of / sd_of) + c["w_frame"] * (-m_fr / sd_fr)
-        z = torch.where(valid, z.reshape(b, k), base)
+        z = (torch.zeros(b * k, dtype=z.dtype, device=z.device) + base).scatter(0, index, torch.where(valid, z, base))
+        z = z.reshape(b, k)
         error = z.amax(1)
         error_map = (masks * (z - base).clamp_min(0).reshape(b, k, 1, 1)).amax(1, keepdim=True)
         return {"error": error, "error_map": error_map}
