@@ -160,6 +160,34 @@ def test_batched_cameras_score_like_separate_ones(model, target, tmp_path_factor
     assert scored > len(frames)
 
 
+def test_openvino_compiles_fixed_shapes_per_batch_size_and_matches_the_dynamic_model(trained, tmp_path_factory):
+    """The OpenVINO backend runs each batch size on its own fixed-shape model (OpenVINO's dynamic
+    path re-plans every call); the outputs are the dynamic model's."""
+    if not TARGETS["openvino-cpu"].runnable_here()[0]:
+        pytest.skip(TARGETS["openvino-cpu"].runnable_here()[1])
+    import openvino as ov
+
+    from edge_vad.runtime.backends.openvino import OpenVinoBackend
+    from edge_vad.runtime.bundle import load_bundle
+
+    out, _ = _convert(trained, "openvino-cpu", "fp32", tmp_path_factory)
+    bundle = load_bundle(out)
+    fixed = OpenVinoBackend(bundle.graph_path, threads=1, cache_dir=tmp_path_factory.mktemp("ov-cache"))
+    dynamic = OpenVinoBackend(compiled=ov.Core().compile_model(str(bundle.graph_path), "CPU"))
+    assert sorted(fixed._fixed) == [1]  # one camera is ready before the first frame
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 1):
+        feeds = {i.name: rng.random((n, *i.shape[1:]), dtype=np.float32) for i in bundle.manifest.graph.inputs}
+        a, b = fixed.run(feeds), dynamic.run(feeds)
+        assert set(a) == set(b)
+        for k in a:
+            assert a[k].shape[0] == n
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert sorted(fixed._fixed) == [1, 3]
+    fixed.prepare(range(1, 5))
+    assert sorted(fixed._fixed) == [1, 2, 3, 4]
+
+
 def _check_op_profile(bundle):
     """The engine's profiler sees this bundle's dense kernels, under names the speed table counts as dense."""
     from edge_vad.data.frames import read_frames

@@ -228,6 +228,13 @@ class Daemon:
                                     reconnect=(cam.reconnect_min_s, cam.reconnect_max_s))
             self.cameras.append(Camera(cam, bundle, stream, capture, self.device_id,
                                        cam.budget_ms or profile.get("budget_ms")))
+        for root, first in backends.items():
+            sharing = sum(c.stream.backend is first.backend for c in self.cameras)
+            prepare = getattr(first.backend, "prepare", None)
+            if prepare is not None and sharing > 1:
+                # Any number of the sharing cameras may have a frame ready in one round: compile
+                # every batch size now, not on the scoring thread at its first round.
+                prepare(range(1, sharing + 1))
         self.outbox = Outbox(state_dir / OUTBOX_FILE)
         self.publisher = DurablePublisher(config.broker, _topic(self.prefix, self.device_id, "available"),
                                           self.outbox)

@@ -113,7 +113,13 @@ def _openvino(bundle: Bundle, feeds, threads) -> OpProfile:
     config = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
     if threads and device.startswith("CPU"):
         config["INFERENCE_NUM_THREADS"] = int(threads)
-    compiled = ov.Core().compile_model(str(bundle.graph_path), device, config)
+    from edge_vad.runtime.backends.openvino import with_batch
+
+    core = ov.Core()
+    model = core.read_model(str(bundle.graph_path))
+    # The model the runtime runs: input shapes fixed to the recorded batch (backends/openvino.py).
+    model = with_batch(model, len(next(iter(feeds[0].values())))) or model
+    compiled = core.compile_model(model, device, config)
     request = compiled.create_infer_request()
     request.infer(feeds[0])
     ms, calls = defaultdict(float), defaultdict(float)

@@ -15,6 +15,10 @@ from edge_vad.errors import EdgeVadError
 
 
 class Backend(Protocol):
+    """``run`` takes and returns named arrays whose first axis is the batch (one row per camera).
+    A backend that compiles per batch size may also offer ``prepare(batch_sizes)``, which the
+    daemon calls at start-up for the cameras that share it (OpenVINO)."""
+
     name: str
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...

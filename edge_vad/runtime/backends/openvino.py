@@ -1,4 +1,11 @@
-"""OpenVINO backend: IR (or ONNX) on an Intel CPU, GPU or NPU, with a compiled-model cache."""
+"""OpenVINO backend: IR (or ONNX) on an Intel CPU, GPU or NPU, with a compiled-model cache.
+
+Bundles are exported with a dynamic batch axis so that cameras can share a call. OpenVINO runs a
+model with any dynamic dimension through its dynamic-shape path, which re-infers shapes and
+re-plans memory on every call: 0.3–0.6 ms per call on this project's small step graphs (15–30 %
+of a carried ConvLSTM step, ``docs/performance.md``). So the backend compiles the model once per
+batch size it meets, with every input shape fixed, and keeps the compiled models.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,33 @@ import numpy as np
 from edge_vad.errors import EdgeVadError, require
 
 DEFAULT_CACHE = Path(os.environ.get("EDGE_VAD_CACHE", Path.home() / ".cache" / "edge-vad")) / "openvino"
+# Batch sizes compiled with fixed shapes; beyond them the dynamic model serves (memory stays bounded).
+MAX_FIXED_BATCHES = 8
+
+
+def with_batch(model, batch: int):
+    """A copy of ``model`` with every input's first axis fixed to ``batch``, or None when another
+    axis is dynamic (then only the dynamic model can run it)."""
+    shapes = {}
+    for inp in model.inputs:
+        shape = inp.get_partial_shape()
+        if shape.rank.is_dynamic or any(d.is_dynamic for d in list(shape)[1:]):
+            return None
+        shapes[inp.get_any_name()] = [batch] + [d.get_length() for d in list(shape)[1:]]
+    fixed = model.clone()
+    fixed.reshape(shapes)
+    return fixed
+
+
+class _Compiled:
+    """One compiled model, its request and its output names."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.outputs = [(o.get_any_name(), o) for o in compiled.outputs]
+        # Every name of every input: a port can carry several (a state input named like an output).
+        self.dtypes = {n: i.get_element_type().to_dtype() for i in compiled.inputs for n in i.get_names()}
 
 
 class OpenVinoBackend:
@@ -17,32 +51,66 @@ class OpenVinoBackend:
 
     def __init__(self, model_path: Path | None = None, device: str | None = None, threads: int | None = None,
                  cache_dir: Path | None = None, compiled=None, **_ignored):
-        ov = require("openvino", "openvino", "Running a bundle with the OpenVINO backend")
+        self._ov = require("openvino", "openvino", "Running a bundle with the OpenVINO backend")
+        self._model = None
+        self._fixed: dict[int, _Compiled] = {}
+        self._dynamic: _Compiled | None = _Compiled(compiled) if compiled is not None else None
+        if compiled is not None:
+            return  # a caller's compiled model (quantization probes): run as given
         device = device or "CPU"
-        if compiled is None:
-            core = ov.Core()
-            available = core.available_devices
-            if not any(d.split(".")[0] == device.split(".")[0] for d in available):
-                raise EdgeVadError(f"OpenVINO has no '{device}' device here (available: {', '.join(available)})")
-            config = {"PERFORMANCE_HINT": "LATENCY"}
-            if threads and device.startswith("CPU"):
-                config["INFERENCE_NUM_THREADS"] = int(threads)
-            # GPU and NPU compile for seconds to minutes; the cache makes the second start instant.
-            cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
-            try:
-                cache.mkdir(parents=True, exist_ok=True)
-                core.set_property({"CACHE_DIR": str(cache)})
-            except OSError:
-                pass  # a read-only home only costs the cache
-            try:
-                compiled = core.compile_model(str(model_path), device, config)
-            except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files/devices
-                raise EdgeVadError(f"{model_path}: OpenVINO cannot compile this model for {device} ({exc})") from exc
-        self.compiled = compiled
-        self.request = compiled.create_infer_request()
-        self.output_names = [o.get_any_name() for o in compiled.outputs]
+        core = self._ov.Core()
+        available = core.available_devices
+        if not any(d.split(".")[0] == device.split(".")[0] for d in available):
+            raise EdgeVadError(f"OpenVINO has no '{device}' device here (available: {', '.join(available)})")
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads and device.startswith("CPU"):
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        # GPU and NPU compile for seconds to minutes; the cache makes the second start instant.
+        cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(cache)})
+        except OSError:
+            pass  # a read-only home only costs the cache
+        self._core, self._device, self._config, self._path = core, device, config, model_path
+        try:
+            self._model = core.read_model(str(model_path))
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files
+            raise EdgeVadError(f"{model_path}: OpenVINO cannot read this model ({exc})") from exc
+        self.prepare([1])  # one camera, the common case: compiled before the first frame
+
+    def _compile(self, model) -> _Compiled:
+        try:
+            return _Compiled(self._core.compile_model(model, self._device, self._config))
+        except Exception as exc:
+            raise EdgeVadError(f"{self._path}: OpenVINO cannot compile this model for {self._device} ({exc})") from exc
+
+    def prepare(self, batch_sizes) -> None:
+        """Compile the fixed-shape models for these batch sizes now rather than at their first call
+        (60–150 ms each on a CPU); the daemon asks for 1..N when N cameras share this backend."""
+        for n in batch_sizes:
+            self._for_batch(int(n))
+
+    def _for_batch(self, n: int) -> _Compiled:
+        found = self._fixed.get(n)
+        if found is not None:
+            return found
+        fixed = with_batch(self._model, n) if self._model is not None and len(self._fixed) < MAX_FIXED_BATCHES else None
+        if fixed is None:
+            if self._dynamic is None:
+                self._dynamic = self._compile(self._model)
+            return self._dynamic
+        found = self._fixed[n] = self._compile(fixed)
+        return found
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self.request.infer(inputs)
+        target = self._for_batch(len(next(iter(inputs.values()))))
+        request = target.request
+        # Shared with OpenVINO, not copied: ``arrays`` holds them (and any converted copy made here)
+        # until this synchronous call returns.
+        arrays = [(name, np.ascontiguousarray(value, dtype=target.dtypes[name])) for name, value in inputs.items()]
+        for name, value in arrays:
+            request.set_tensor(name, self._ov.Tensor(value, shared_memory=True))
+        request.infer()
         # Copies: the request reuses its output buffers on the next call, and the state is kept across calls.
-        return {name: np.array(result[out]) for name, out in zip(self.output_names, self.compiled.outputs)}
+        return {name: request.get_tensor(out).data.copy() for name, out in target.outputs}
