@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from edge_vad.errors import require
 
@@ -92,7 +91,6 @@ def _quantize_int8(onnx_path: Path, probe, spec, device: str, log) -> tuple[obje
     outputs_of = {n.name: n.output[0] for n in convs}
     groups = float_candidates(graph, samples, spec, probe.state)
     ref = reference_outputs(onnx_path, probe)
-    core = ov.Core()
     dataset = nncf.Dataset(samples)
 
     def quantize(exclude: list[str]):
@@ -103,7 +101,8 @@ def _quantize_int8(onnx_path: Path, probe, spec, device: str, log) -> tuple[obje
 
     def trial(exclude: list[str]):
         _, q = quantize(exclude)
-        backend = OpenVinoBackend(compiled=core.compile_model(q, device, {"INFERENCE_NUM_THREADS": 1}))
+        # Measured through the runtime's own backend, so the trial runs what a bundle will run.
+        backend = OpenVinoBackend(model=q, device=device, threads=1)
         return (q, exclude), deviation(ref, probe.outputs(backend.run))
 
     choice = select_float(groups, trial, log)

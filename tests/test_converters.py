@@ -186,6 +186,12 @@ def test_openvino_compiles_fixed_shapes_per_batch_size_and_matches_the_dynamic_m
     assert sorted(fixed._fixed) == [1, 3]
     fixed.prepare(range(1, 5))
     assert sorted(fixed._fixed) == [1, 2, 3, 4]
+    # INT8 keeps the dynamic model (OpenVINO's fixed-shape INT8 kernels are another numerical path,
+    # and the converter's trials and parity check run through this same backend).
+    q_out, _ = _convert(trained, "openvino-cpu", "int8", tmp_path_factory)
+    q = OpenVinoBackend(load_bundle(q_out).graph_path, threads=1, cache_dir=tmp_path_factory.mktemp("ov-cache"))
+    q.run(feeds)
+    assert q._fixed == {} and q._dynamic is not None
 
 
 def _check_op_profile(bundle):

@@ -113,12 +113,11 @@ def _openvino(bundle: Bundle, feeds, threads) -> OpProfile:
     config = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
     if threads and device.startswith("CPU"):
         config["INFERENCE_NUM_THREADS"] = int(threads)
-    from edge_vad.runtime.backends.openvino import with_batch
+    from edge_vad.runtime.backends.openvino import runtime_model
 
     core = ov.Core()
-    model = core.read_model(str(bundle.graph_path))
-    # The model the runtime runs: input shapes fixed to the recorded batch (backends/openvino.py).
-    model = with_batch(model, len(next(iter(feeds[0].values())))) or model
+    # The model the runtime runs for this batch (fixed input shapes, or dynamic for INT8).
+    model = runtime_model(core.read_model(str(bundle.graph_path)), len(next(iter(feeds[0].values()))))
     compiled = core.compile_model(model, device, config)
     request = compiled.create_infer_request()
     request.infer(feeds[0])
