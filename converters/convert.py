@@ -50,8 +50,6 @@ def _calib_frames(info: dict, calib_data: Path | None, spec, log):
         return load_calib_frames(calib_data, spec), str(calib_data)
     data = info.get("data", {})
     if data.get("path") and Path(data["path"]).exists() and data.get("holdout"):
-        import numpy as np
-
         blocks = [load_calib_frames(data["path"], spec, a, b, min_frames=0) for a, b in data["holdout"]]
         log(f"int8: calibrating on the checkpoint's held-out normal frames {data['holdout']} (pass --calib-data for the camera's own footage)")
         return blocks, f"{data['path']} holdout {data['holdout']}"
@@ -75,10 +73,10 @@ def _samples(graph: Path, frames, state: list[dict], warmup: int) -> list[dict]:
 
 
 def _parity(model, tgt: Target, staging: Path, state: list[dict], calibration: dict, info: dict, calib_data,
-            precision: str, threads, log, graph_file: str = GRAPH_FILE):
+            precision: str, threads, log, graph_file: str = GRAPH_FILE, fixed_shapes: bool | None = None):
     """The staged graph against PyTorch on real normal frames (``converters.parity``), with the target's verifier:
     the report, that backend (the AUC gate runs on it too), its description and the frames compared on."""
-    backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log)
+    backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log, fixed_shapes)
     src, start, stop = _parity_source(info, calib_data)
     stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
     frames = preprocess_many(list(read_frames(src, start, stop)), model.input_spec())
@@ -92,12 +90,14 @@ def _parity(model, tgt: Target, staging: Path, state: list[dict], calibration: d
     return report, backend, verified_on, (src, start, stop)
 
 
-def _verifier(tgt: Target, staging: Path, graph_file: str, precision: str, threads, log):
+def _verifier(tgt: Target, staging: Path, graph_file: str, precision: str, threads, log,
+              fixed_shapes: bool | None = None):
     """Backend to verify with: the target's own when it runs here, else ONNX Runtime CPU on the shipped graph."""
     ok, why = tgt.runnable_here()
     if ok and not tgt.builds_on_device:
         return create_backend(tgt.backend, staging / graph_file, providers=list(tgt.providers) or None,
-                              threads=threads, device=tgt.device, cache_dir=staging.parent / ".ov-cache"), tgt.name
+                              threads=threads, device=tgt.device, cache_dir=staging.parent / ".ov-cache",
+                              fixed_shapes=fixed_shapes), tgt.name
     if tgt.backend == "openvino":
         raise EdgeVadError(f"target {tgt.name}: cannot verify here ({why}); convert on a machine with that device")
     proxy = staging / graph_file
@@ -233,10 +233,22 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
         )
 
         # --- accuracy gate ---------------------------------------------------
+        # OpenVINO runs a fixed-shape model per batch size when it passes (faster), else the dynamic one.
+        fixed_shapes = True if tgt.backend == "openvino" else None
         report, backend, verified_on, (src, start, stop) = _parity(
-            model, tgt, staging, state, calibration, info, calib_data, precision, threads, log, graph_file)
+            model, tgt, staging, state, calibration, info, calib_data, precision, threads, log, graph_file,
+            fixed_shapes)
+        if not report.passed and fixed_shapes:
+            log("the fixed-shape model fails; verifying the dynamic-batch model, which the runtime will then run")
+            fixed_shapes = False
+            report, backend, verified_on, (src, start, stop) = _parity(
+                model, tgt, staging, state, calibration, info, calib_data, precision, threads, log, graph_file,
+                fixed_shapes)
+        if fixed_shapes is not None:
+            manifest = manifest.model_copy(update={"graph": manifest.graph.model_copy(update={"fixed_shapes": fixed_shapes})})
         verify = {"parity": report.to_dict(), "frames_source": {"path": str(src), "start": start, "stop": stop},
-                  "verified_on": verified_on, "precision": precision, "quantization": quant or None}
+                  "verified_on": verified_on, "precision": precision, "quantization": quant or None,
+                  **({"openvino_fixed_shapes": fixed_shapes} if fixed_shapes is not None else {})}
         if not report.passed:
             (staging / VERIFY_FILE).write_text(json.dumps(verify, indent=2))
             raise EdgeVadError(f"converted model disagrees with PyTorch; bundle refused.\n{report.summary()}")

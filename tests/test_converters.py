@@ -186,12 +186,19 @@ def test_openvino_compiles_fixed_shapes_per_batch_size_and_matches_the_dynamic_m
     assert sorted(fixed._fixed) == [1, 3]
     fixed.prepare(range(1, 5))
     assert sorted(fixed._fixed) == [1, 2, 3, 4]
-    # INT8 keeps the dynamic model (OpenVINO's fixed-shape INT8 kernels are another numerical path,
-    # and the converter's trials and parity check run through this same backend).
-    q_out, _ = _convert(trained, "openvino-cpu", "int8", tmp_path_factory)
-    q = OpenVinoBackend(load_bundle(q_out).graph_path, threads=1, cache_dir=tmp_path_factory.mktemp("ov-cache"))
-    q.run(feeds)
-    assert q._fixed == {} and q._dynamic is not None
+    assert bundle.manifest.graph.fixed_shapes is True  # what its parity check ran
+    # INT8: OpenVINO's fixed-shape INT8 kernels are another numerical path. The converter verifies
+    # the fixed model first and falls back to the dynamic one, and the bundle says which passed;
+    # a bundle that does not say runs INT8 dynamic.
+    q_bundle = load_bundle(_convert(trained, "openvino-cpu", "int8", tmp_path_factory)[0])
+    verify = json.loads((q_bundle.root / "verify.json").read_text())
+    assert q_bundle.manifest.graph.fixed_shapes in (True, False)
+    assert verify["openvino_fixed_shapes"] == q_bundle.manifest.graph.fixed_shapes
+    cache = tmp_path_factory.mktemp("ov-cache")
+    for said, fixed_sizes in ((None, []), (False, []), (True, [1])):
+        q = OpenVinoBackend(q_bundle.graph_path, threads=1, cache_dir=cache, fixed_shapes=said)
+        q.run(feeds)
+        assert sorted(q._fixed) == fixed_sizes and (q._dynamic is not None) == (not fixed_sizes)
 
 
 def _check_op_profile(bundle):

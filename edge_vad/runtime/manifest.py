@@ -57,6 +57,10 @@ class GraphInfo(_Strict):
     error_map_output: str = "error_map"
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    # OpenVINO: whether the runtime compiles one model per batch size with every input shape fixed
+    # (faster) or runs the dynamic-batch model; the converter records the one its parity check
+    # passed with. None (earlier bundles, other backends): fixed for float models, dynamic for INT8.
+    fixed_shapes: bool | None = None
 
 
 class ModelInfo(_Strict):

@@ -116,8 +116,9 @@ def _openvino(bundle: Bundle, feeds, threads) -> OpProfile:
     from edge_vad.runtime.backends.openvino import runtime_model
 
     core = ov.Core()
-    # The model the runtime runs for this batch (fixed input shapes, or dynamic for INT8).
-    model = runtime_model(core.read_model(str(bundle.graph_path)), len(next(iter(feeds[0].values()))))
+    # The model the runtime runs for this batch (fixed input shapes or dynamic, as the bundle says).
+    model = runtime_model(core.read_model(str(bundle.graph_path)), len(next(iter(feeds[0].values()))),
+                          bundle.manifest.graph.fixed_shapes)
     compiled = core.compile_model(model, device, config)
     request = compiled.create_infer_request()
     request.infer(feeds[0])

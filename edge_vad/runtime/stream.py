@@ -39,7 +39,8 @@ class CameraStream:
         self.spec = InputSpec(**m.input.model_dump())
         self.preprocess = FramePreprocessor(self.spec)
         # device / build_plan come from the bundle; backend_options (a profile's device, cache dir) override them.
-        options = {"device": m.target.device, "build_plan": m.target.build_plan, **(backend_options or {})}
+        options = {"device": m.target.device, "build_plan": m.target.build_plan, "fixed_shapes": m.graph.fixed_shapes,
+                   **(backend_options or {})}
         self.backend = backend or create_backend(
             m.target.backend, bundle.graph_path, providers=m.target.providers or None, threads=threads, **options
         )

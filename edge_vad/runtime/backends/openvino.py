@@ -40,12 +40,13 @@ def has_fake_quantize(model) -> bool:
     return any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
 
 
-def runtime_model(model, batch: int):
-    """The model the backend compiles for ``batch`` rows: input shapes fixed, except for INT8
-    (FakeQuantize) models, which keep the dynamic path: on this project's AVX2 CPU OpenVINO's
-    fixed-shape INT8 kernels moved bisho's carried scores far from FP32 (score correlation 0.954
-    against 0.9994 for the same IR), and the converter verifies what the runtime runs."""
-    if has_fake_quantize(model):
+def runtime_model(model, batch: int, fixed_shapes: bool | None = None):
+    """The model the backend compiles for ``batch`` rows: input shapes fixed when ``fixed_shapes``
+    (the bundle's ``graph.fixed_shapes``, the mode its conversion was verified in), the dynamic model
+    when False. None, a bundle that does not say: fixed except for INT8 (FakeQuantize) models. On this
+    project's AVX2 CPU OpenVINO's fixed-shape INT8 kernels moved bisho's carried scores far from FP32
+    (score correlation 0.954 against 0.9994 for the same IR); other models' passed."""
+    if fixed_shapes is False or (fixed_shapes is None and has_fake_quantize(model)):
         return model
     return with_batch(model, batch) or model
 
@@ -65,12 +66,14 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, model_path: Path | None = None, device: str | None = None, threads: int | None = None,
-                 cache_dir: Path | None = None, compiled=None, model=None, **_ignored):
+                 cache_dir: Path | None = None, compiled=None, model=None, fixed_shapes: bool | None = None,
+                 **_ignored):
         """From a bundle's ``model_path``; or from an in-memory ``model`` (``ov.Model``: the converter's
         INT8 trials, run exactly as a bundle will be, without filling the compile cache); or from a
         caller's ``compiled`` model, run as given (NNCF's accuracy-control callback)."""
         self._ov = require("openvino", "openvino", "Running a bundle with the OpenVINO backend")
         self._model = None
+        self._fixed_shapes = fixed_shapes
         self._fixed: dict[int, _Compiled] = {}
         self._dynamic: _Compiled | None = _Compiled(compiled) if compiled is not None else None
         if compiled is not None:
@@ -118,7 +121,7 @@ class OpenVinoBackend:
         if found is not None:
             return found
         if self._model is not None and len(self._fixed) < MAX_FIXED_BATCHES:
-            model = runtime_model(self._model, n)
+            model = runtime_model(self._model, n, self._fixed_shapes)
             if model is not self._model:
                 found = self._fixed[n] = self._compile(model)
                 return found
