@@ -4,7 +4,7 @@ import pytest
 
 from edge_vad.data.frames import read_frames, video_info
 from edge_vad.data.labels import load_labels
-from edge_vad.data.preprocess import InputSpec, preprocess, to_float
+from edge_vad.data.preprocess import InputSpec, preprocess
 from edge_vad.errors import EdgeVadError
 
 
@@ -55,57 +55,3 @@ def test_preprocess_follows_the_spec():
     rgb = preprocess(frame, InputSpec("rgb", 30, 40, low=-1.0, high=1.0))
     assert rgb.shape == (3, 30, 40)
     assert rgb[0].min() == pytest.approx(1.0) and rgb[2].max() == pytest.approx(-1.0)
-
-
-@pytest.mark.parametrize("size", [(115, 115), (160, 120), (64, 48), (100, 7), (1, 1), (320, 240), (96, 96)])
-def test_area_resize_gives_opencvs_inter_area(size):
-    """The summed-area path (non-integer factors) reads the same boxes as INTER_AREA: a pixel may
-    differ by one grey level from float rounding, almost none do."""
-    from edge_vad.data.resize import _MAX_RATIO, area_resize
-    from helpers import need_vtest
-
-    frames = list(read_frames(need_vtest(), 300, 306))
-    rng = np.random.default_rng(0)
-    images = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
-    images += [rng.integers(0, 256, (576, 768), dtype=np.uint8), np.full((576, 768), 255, np.uint8)]
-    table_path = size[0] * size[1] <= _MAX_RATIO * 768 * 576 and (768 % size[0] or 576 % size[1])
-    diffs = []
-    for img in images:
-        ours, cv = area_resize(img, size), cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        assert ours.shape == cv.shape and ours.dtype == np.uint8
-        diffs.append(np.abs(ours.astype(int) - cv.astype(int)).ravel())
-    d = np.concatenate(diffs)
-    assert d.max() <= 1 and (d > 0).mean() < 0.002
-    if not table_path:
-        assert d.max() == 0  # OpenCV's own resize
-    # A colour frame goes to OpenCV unchanged.
-    np.testing.assert_array_equal(area_resize(frames[0], size), cv2.resize(frames[0], size, interpolation=cv2.INTER_AREA))
-
-
-def test_area_resize_box_sums_are_exact_on_a_ramp():
-    """Each output pixel is the mean of its box: on a horizontal ramp 0..767, the box of output
-    column j spans [j·s, (j+1)·s) with s = 768/115, so its mean is (j + ½)·s − ½."""
-    from edge_vad.data.resize import _table
-
-    ramp = np.tile(np.arange(768) / 3, (576, 1))  # 0..255.67: values stay in uint8 range
-    img = np.floor(ramp).astype(np.uint8)
-    ours = _table(576, 768, 115, 115)(img).astype(float)
-    s = 768 / 115
-    exact = np.array([img[0, :].astype(float) @ _box(768, j * s, (j + 1) * s) / s for j in range(115)])
-    np.testing.assert_allclose(ours[0], np.rint(exact), atol=1)
-    assert np.abs(ours - ours[0]).max() <= 1  # equal rows average to the same row (up to a rounding tie)
-
-
-def _box(n, a, b):
-    """Overlap of [a, b) with each unit cell [i, i + 1)."""
-    i = np.arange(n)
-    return np.clip(np.minimum(i + 1, b) - np.maximum(i, a), 0, None)
-
-
-def test_rgb_preprocess_swaps_channels_after_the_resize_exactly():
-    from helpers import need_vtest
-
-    frame = next(read_frames(need_vtest(), 300, 301))
-    spec = InputSpec("rgb", 96, 96)
-    before = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), (96, 96), interpolation=cv2.INTER_AREA)
-    np.testing.assert_array_equal(preprocess(frame, spec), to_float(before, spec))

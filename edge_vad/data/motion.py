@@ -23,7 +23,6 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from edge_vad.data.resize import area_resize
 from edge_vad.errors import EdgeVadError
 
 # DIS runs on the frame at this multiple of the model's input size: at 96 px a
@@ -75,14 +74,14 @@ class FlowFrames:
         self.prev: np.ndarray | None = None
 
     def _small(self, gray: np.ndarray) -> np.ndarray:
-        return area_resize(gray, (self.spec.width, self.spec.height))
+        return cv2.resize(gray, (self.spec.width, self.spec.height), interpolation=cv2.INTER_AREA)
 
     def flow(self, frame_bgr: np.ndarray) -> np.ndarray:
         """2×H×W flow previous → current; zeros on the first frame.
 
         Only the newest pair is computed: the previous frame is kept as DIS
         input, and the flows of older pairs travel in the model's state."""
-        g = area_resize(_gray(frame_bgr), self.flow_size)
+        g = cv2.resize(_gray(frame_bgr), self.flow_size, interpolation=cv2.INTER_AREA)
         if self.prev is None:
             f = np.zeros((self.spec.height, self.spec.width, 2), np.float32)
         else:

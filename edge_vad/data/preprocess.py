@@ -12,8 +12,6 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge_vad.data.resize import area_resize
-
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -46,13 +44,12 @@ class InputSpec:
 
 def preprocess(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
     """BGR uint8 H×W×3 → float32 C×H×W in [low, high] (appearance only: motion needs a sequence)."""
-    # Area averaging (INTER_AREA) of the pixels dropped: a 4-7× downscale with bilinear would alias.
     if spec.color == "gray":
         img = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
-        img = area_resize(img, (spec.width, spec.height))
     else:
-        # The channel swap commutes with the resize exactly, and costs less on the small image.
-        img = cv2.cvtColor(area_resize(frame_bgr, (spec.width, spec.height)), cv2.COLOR_BGR2RGB)
+        img = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+    # INTER_AREA averages the pixels it drops: a 4-7× downscale with bilinear would alias.
+    img = cv2.resize(img, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
     return to_float(img, spec)
 
 
