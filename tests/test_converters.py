@@ -201,6 +201,23 @@ def test_openvino_compiles_fixed_shapes_per_batch_size_and_matches_the_dynamic_m
         assert sorted(q._fixed) == fixed_sizes and (q._dynamic is not None) == (not fixed_sizes)
 
 
+def test_daemon_compiles_the_batch_sizes_of_cameras_sharing_an_openvino_bundle(trained, tmp_path_factory, mosquitto,
+                                                                              tmp_path):
+    """Three cameras on one OpenVINO bundle: batch sizes 1-3 are compiled at start-up, not on the
+    scoring thread at the first round that meets them."""
+    if not TARGETS["openvino-cpu"].runnable_here()[0]:
+        pytest.skip(TARGETS["openvino-cpu"].runnable_here()[1])
+    from daemon_helpers import FrameReader, make_config
+    from edge_vad.runtime.daemon import Daemon
+
+    out, _ = _convert(trained, "openvino-cpu", "fp32", tmp_path_factory)
+    cams = [{"name": n, "source": "in-process", "bundle": str(out)} for n in ("a", "b", "c")]
+    daemon = Daemon(make_config(tmp_path, mosquitto, cams, threads=1), sources={n: FrameReader([]) for n in "abc"})
+    backends = {id(c.stream.backend): c.stream.backend for c in daemon.cameras}
+    assert len(backends) == 1
+    assert sorted(next(iter(backends.values()))._fixed) == [1, 2, 3]
+
+
 def _check_op_profile(bundle):
     """The engine's profiler sees this bundle's dense kernels, under names the speed table counts as dense."""
     from edge_vad.data.frames import read_frames
