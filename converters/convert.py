@@ -234,16 +234,14 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
 
         # --- accuracy gate ---------------------------------------------------
         # OpenVINO runs a fixed-shape model per batch size when it passes (faster), else the dynamic one.
-        fixed_shapes = True if tgt.backend == "openvino" else None
-        report, backend, verified_on, (src, start, stop) = _parity(
-            model, tgt, staging, state, calibration, info, calib_data, precision, threads, log, graph_file,
-            fixed_shapes)
-        if not report.passed and fixed_shapes:
-            log("the fixed-shape model fails; verifying the dynamic-batch model, which the runtime will then run")
-            fixed_shapes = False
+        for fixed_shapes in ([True, False] if tgt.backend == "openvino" else [None]):
+            if fixed_shapes is False:
+                log("the fixed-shape model fails; verifying the dynamic-batch model, which the runtime will then run")
             report, backend, verified_on, (src, start, stop) = _parity(
                 model, tgt, staging, state, calibration, info, calib_data, precision, threads, log, graph_file,
                 fixed_shapes)
+            if report.passed:
+                break
         if fixed_shapes is not None:
             manifest = manifest.model_copy(update={"graph": manifest.graph.model_copy(update={"fixed_shapes": fixed_shapes})})
         verify = {"parity": report.to_dict(), "frames_source": {"path": str(src), "start": start, "stop": stop},

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-
 from edge_vad.errors import require
 
 IR_XML = "model.xml"

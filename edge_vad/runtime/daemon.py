@@ -228,7 +228,7 @@ class Daemon:
                                     reconnect=(cam.reconnect_min_s, cam.reconnect_max_s))
             self.cameras.append(Camera(cam, bundle, stream, capture, self.device_id,
                                        cam.budget_ms or profile.get("budget_ms")))
-        for root, first in backends.items():
+        for first in backends.values():
             sharing = sum(c.stream.backend is first.backend for c in self.cameras)
             prepare = getattr(first.backend, "prepare", None)
             if prepare is not None and sharing > 1:
