@@ -166,7 +166,7 @@ def build_engine_cmd(
     """Build (or find) this device's TensorRT engine for a bundle; run once on the device."""
     from edge_vad.profiles import load_profile
     from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, find_engine
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
 
     b = load_bundle(bundle)
     if b.manifest.target.backend != "tensorrt" or not b.manifest.target.build_plan:
@@ -210,11 +210,11 @@ def bench(
                                                   "operator by operator (the engine's own profiler)"),
 ):
     """Convert to every target available on this machine; print target | precision | status | size | AUC | ms | FPS."""
-    from converters.bench import Row, bench as run_bench, format_table, time_bundle
-    from edge_vad.runtime.manifest import MANIFEST
+    from edge_vad.benchmarking.bench import Row, bench as run_bench, format_table, time_bundle
+    from edge_vad.runtime.bundle.manifest import MANIFEST
 
     if speed:
-        from converters.speed import speed as run_speed
+        from edge_vad.benchmarking.speed import speed as run_speed
 
         if profile or precision or val_labels or ops:
             raise EdgeVadError("--speed takes checkpoints, --targets, --threads, --frames, --out and --val-video only "
@@ -230,7 +230,7 @@ def bench(
         raise EdgeVadError(f"{model}: --ops profiles a bundle; convert the checkpoint first ('edge-vad convert') "
                            "or use 'edge-vad bench --speed', whose report has the profile of every target")
     if (model / MANIFEST).exists():
-        from edge_vad.runtime.bundle import load_bundle
+        from edge_vad.runtime.bundle.loader import load_bundle
 
         b = load_bundle(model)
         video = val_video or calib_data
@@ -247,7 +247,7 @@ def bench(
         ms, profile_ops = time_bundle(model, video, frames, threads, ops=ops)
         rows = [Row(b.manifest.target.name, b.manifest.target.precision, "ok", size, auc, ms)]
         if ops:
-            from edge_vad.runtime.op_profile import OpProfile
+            from edge_vad.benchmarking.op_profile import OpProfile
 
             typer.echo(format_table(rows))
             if "error" in profile_ops:
@@ -279,8 +279,8 @@ def run(
     verbose: bool = False,
 ):
     """Score cameras with bundles and publish anomaly events over MQTT (runs until the sources end or SIGTERM)."""
-    from edge_vad.runtime.config import config_from_flags, load_config
-    from edge_vad.runtime.daemon import Daemon, setup_logging
+    from edge_vad.runtime.daemon.config import config_from_flags, load_config
+    from edge_vad.runtime.daemon.scheduler import Daemon, setup_logging
 
     if config is not None:
         if bundle is not None or source is not None:
@@ -309,7 +309,7 @@ app.add_typer(config_app, name="config")
 @config_app.command("validate")
 def config_validate(file: Path = typer.Argument(..., help="device config (YAML)")):
     """Check a device config: every error with its YAML line and camera; bundles and profiles too."""
-    from edge_vad.runtime.config import validate_file
+    from edge_vad.runtime.daemon.config import validate_file
 
     cfg = validate_file(file)
     typer.echo(f"{file}: OK (device {cfg.device_id}, {len(cfg.cameras)} camera(s): "
@@ -326,7 +326,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="print the raw stats JSON"),
 ):
     """Show what a daemon is doing: fps, skips, latency, outbox depth, broker and camera state."""
-    from edge_vad.runtime.status import format_status, read_stats
+    from edge_vad.runtime.daemon.status import format_status, read_stats
 
     stats = read_stats(config=config, state_dir=state_dir, broker=broker, device=device, prefix=topic_prefix)
     typer.echo(json.dumps(stats, indent=2) if as_json else format_status(stats))
@@ -343,7 +343,7 @@ def listen(
     snapshots: Optional[Path] = typer.Option(None, help="save event snapshots (JPEG) into this folder"),
 ):
     """Print alerts as they arrive (duplicates dropped by message id); optionally save their snapshots."""
-    from edge_vad.runtime.listen import listen as run_listen
+    from edge_vad.runtime.alerts.listen import listen as run_listen
 
     run_listen(broker, prefix=topic_prefix, device=device, camera=camera, max_events=count, timeout=timeout,
                snapshot_dir=snapshots)

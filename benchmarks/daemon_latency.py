@@ -34,7 +34,7 @@ from helpers import find_mosquitto, local_mosquitto  # noqa: E402
 
 
 def bare(bundle_dir: Path, frames: list, n: int, threads: int, fps: float, count: int) -> float:
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
     from edge_vad.runtime.stream import CameraStream, step_batch
 
     import cv2
@@ -57,8 +57,8 @@ def bare(bundle_dir: Path, frames: list, n: int, threads: int, fps: float, count
 
 
 def daemon_run(bundle_dir: Path, frames: list, n: int, seconds: float, fps: float, port: int, threads: int) -> dict:
-    from edge_vad.runtime.config import parse_config
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.config import parse_config
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     state = Path(tempfile.mkdtemp())
     cams = [{"name": f"cam{i}", "source": "in-process", "bundle": str(bundle_dir), "realtime": True}

@@ -37,7 +37,7 @@ def broker():
     """A real broker: mosquitto if installed (as on a device), else the embedded one."""
     exe = find_mosquitto()
     if exe is None:
-        from edge_vad.runtime.broker import EmbeddedBroker
+        from edge_vad.runtime.alerts.broker import EmbeddedBroker
 
         with EmbeddedBroker() as b:
             yield b.url, "embedded (amqtt)"
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    from edge_vad.runtime.daemon import run_camera
+    from edge_vad.runtime.daemon.scheduler import run_camera
 
     bundles = args.bundles or sorted(p for p in (ROOT / "edge_vad" / "assets" / "bundles").glob("*-edge"))
     start, stop = (int(x) for x in args.frames.split(":"))

@@ -30,8 +30,8 @@ from edge_vad.data.frames import read_frames  # noqa: E402
 from edge_vad.data.labels import load_labels  # noqa: E402
 from edge_vad.evaluation.evaluate import evaluate  # noqa: E402
 from edge_vad.evaluation.scorers import Scores  # noqa: E402
-from edge_vad.runtime.bundle import load_bundle  # noqa: E402
-from edge_vad.runtime.motion_gate import MotionGate  # noqa: E402
+from edge_vad.runtime.bundle.loader import load_bundle  # noqa: E402
+from edge_vad.runtime.capture.motion_gate import MotionGate  # noqa: E402
 from edge_vad.runtime.stream import CameraStream  # noqa: E402
 
 VTEST = ROOT.parent / "shared" / "data" / "vtest.avi"

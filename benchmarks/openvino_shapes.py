@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_vad.runtime.backends.openvino import OpenVinoBackend  # noqa: E402
-from edge_vad.runtime.bundle import load_bundle  # noqa: E402
+from edge_vad.runtime.bundle.loader import load_bundle  # noqa: E402
 
 
 def feeds_for(bundle, n: int) -> dict[str, np.ndarray]:

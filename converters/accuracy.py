@@ -18,7 +18,7 @@ from edge_vad.data.labels import load_labels
 from edge_vad.errors import EdgeVadError
 from edge_vad.evaluation.evaluate import evaluate
 from edge_vad.evaluation.scorers import Scores, score_checkpoint
-from edge_vad.runtime.bundle import Bundle
+from edge_vad.runtime.bundle.loader import Bundle
 from edge_vad.runtime.stream import CameraStream
 
 DEFAULT_AUC_TOLERANCE = 0.01

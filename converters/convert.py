@@ -18,8 +18,8 @@ from edge_vad.data.frames import read_frames, video_info
 from edge_vad.data.preprocess import preprocess_many
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.backends import create_backend
-from edge_vad.runtime.bundle import Bundle, load_bundle, sha256_file
-from edge_vad.runtime.manifest import MANIFEST, Manifest
+from edge_vad.runtime.bundle.loader import Bundle, load_bundle, sha256_file
+from edge_vad.runtime.bundle.manifest import MANIFEST, Manifest
 
 GRAPH_FILE = "model.onnx"
 VERIFY_FILE = "verify.json"
@@ -314,7 +314,7 @@ def _ov_validator(info, calibration, graph, state, warmup, video, labels, device
     from converters.accuracy import read_val_labels, stream_scores
     from edge_vad.evaluation.evaluate import evaluate
     from edge_vad.runtime.backends.openvino import OpenVinoBackend
-    from edge_vad.runtime.manifest import GraphInfo, InputInfo, Manifest, ScoreInfo, StateTensor, TargetInfo
+    from edge_vad.runtime.bundle.manifest import GraphInfo, InputInfo, Manifest, ScoreInfo, StateTensor, TargetInfo
 
     y = read_val_labels(Path(video), Path(labels))
     # Only what CameraStream reads: input spec, target, state, graph I/O names, score calibration, warm-up.

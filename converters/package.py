@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edge_vad.errors import EdgeVadError
 from edge_vad.profiles import load_profile, profile_path
-from edge_vad.runtime.bundle import load_bundle
+from edge_vad.runtime.bundle.loader import load_bundle
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware_configs"
 EXTRAS = {"onnxruntime": "", "openvino": "[openvino]", "tensorrt": "[tensorrt]"}

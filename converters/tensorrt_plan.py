@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_vad.runtime.backends.tensorrt_engine import CALIB_FILE, PLAN_FILE, BuildPlan
-from edge_vad.runtime.bundle import sha256_file
+from edge_vad.runtime.bundle.loader import sha256_file
 
 
 def write_plan(bundle: Path, graph_file: str, precision: str, state: list[dict], model, profile=None,

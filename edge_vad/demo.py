@@ -34,9 +34,9 @@ def run_demo(model: str, broker: str | None, out: Path, threads: int | None = No
     from edge_vad.data.labels import load_labels
     from edge_vad.evaluation.evaluate import evaluate, format_result
     from edge_vad.evaluation.scorers import Scores, score_framediff
-    from edge_vad.runtime.broker import EmbeddedBroker
-    from edge_vad.runtime.daemon import run_camera
-    from edge_vad.runtime.listen import Listener
+    from edge_vad.runtime.alerts.broker import EmbeddedBroker
+    from edge_vad.runtime.daemon.scheduler import run_camera
+    from edge_vad.runtime.alerts.listen import Listener
 
     bundle = shipped_bundle(model)
     out = Path(out)

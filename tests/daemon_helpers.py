@@ -12,7 +12,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import yaml
 
-from edge_vad.runtime.config import parse_config
+from edge_vad.runtime.daemon.config import parse_config
 
 
 def make_config(tmp_path, mq, cameras: list[dict], **top) -> "DeviceConfig":  # noqa: F821

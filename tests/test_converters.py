@@ -104,7 +104,7 @@ def _convert(trained, target, precision, tmp_path_factory, **kw):
 
 @pytest.mark.parametrize("model,target,precision", list(_cases()))
 def test_convert_every_model_to_every_target(model, target, precision, tmp_path_factory):
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
 
     out, m = _convert(_train(model, tmp_path_factory), target, precision, tmp_path_factory)
     t = TARGETS[target]
@@ -136,7 +136,7 @@ def test_batched_cameras_score_like_separate_ones(model, target, tmp_path_factor
     """Cameras sharing one backend call get what their own calls give (for hf2vad, cameras with
     different object counts in one call)."""
     from daemon_helpers import vtest_frames
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
     from edge_vad.runtime.stream import CameraStream, step_batch
 
     out, _ = _convert(_train(model, tmp_path_factory), target, TARGETS[target].precisions[0], tmp_path_factory)
@@ -168,7 +168,7 @@ def test_openvino_compiles_fixed_shapes_per_batch_size_and_matches_the_dynamic_m
     import openvino as ov
 
     from edge_vad.runtime.backends.openvino import OpenVinoBackend
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
 
     out, _ = _convert(trained, "openvino-cpu", "fp32", tmp_path_factory)
     bundle = load_bundle(out)
@@ -208,7 +208,7 @@ def test_daemon_compiles_the_batch_sizes_of_cameras_sharing_an_openvino_bundle(t
     if not TARGETS["openvino-cpu"].runnable_here()[0]:
         pytest.skip(TARGETS["openvino-cpu"].runnable_here()[1])
     from daemon_helpers import FrameReader, make_config
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     out, _ = _convert(trained, "openvino-cpu", "fp32", tmp_path_factory)
     cams = [{"name": n, "source": "in-process", "bundle": str(out)} for n in ("a", "b", "c")]
@@ -221,7 +221,7 @@ def test_daemon_compiles_the_batch_sizes_of_cameras_sharing_an_openvino_bundle(t
 def _check_op_profile(bundle):
     """The engine's profiler sees this bundle's dense kernels, under names the speed table counts as dense."""
     from edge_vad.data.frames import read_frames
-    from edge_vad.runtime.op_profile import DENSE_OPS, profile_ops
+    from edge_vad.benchmarking.op_profile import DENSE_OPS, profile_ops
     from edge_vad.runtime.stream import CameraStream
 
     stream = CameraStream(bundle, threads=1)
@@ -440,8 +440,8 @@ def test_old_schema1_manifest_still_loads(trained, tmp_path_factory, tmp_path):
     """Bundles written before target.device / build_plan / graph.format existed keep loading."""
     import shutil
 
-    from edge_vad.runtime.bundle import load_bundle
-    from edge_vad.runtime.manifest import MANIFEST
+    from edge_vad.runtime.bundle.loader import load_bundle
+    from edge_vad.runtime.bundle.manifest import MANIFEST
 
     out, _ = _convert(trained, "cpu", "fp32", tmp_path_factory)
     copy = tmp_path / "old"
@@ -471,7 +471,7 @@ def test_tensorrt_bundle_without_tensorrt_says_engine_builds_on_device(trained, 
 def test_missing_backend_package_names_the_install_command(trained, tmp_path_factory):
     import importlib.util
 
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
     from edge_vad.runtime.stream import CameraStream
 
     if importlib.util.find_spec("tensorrt") is not None:
@@ -501,7 +501,7 @@ def test_package_assembles_bundle_profile_firmware_and_installer(trained, tmp_pa
     assert script.stat().st_mode & 0o111
     assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
     assert "dtoverlay=imx708" in (root / "firmware/rpi/config.txt").read_text()
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
 
     load_bundle(root / "bundle")  # checksums survive the archive
     with pytest.raises(EdgeVadError, match="runs 'tensorrt'"):
@@ -509,7 +509,7 @@ def test_package_assembles_bundle_profile_firmware_and_installer(trained, tmp_pa
 
 
 def test_bench_prints_a_row_per_target(trained, val_clip, tmp_path):
-    from converters.bench import bench, format_table
+    from edge_vad.benchmarking.bench import bench, format_table
 
     video, labels = val_clip
     rows = bench(trained[1], tmp_path, targets=["cpu", "openvino-cpu", "jetson"], precisions=["fp32"],

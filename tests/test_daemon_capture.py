@@ -75,7 +75,7 @@ CAMERAS = {"mjpeg-http": MjpegCamera, "rtsp": RtspCamera}
 
 @pytest.mark.parametrize("kind", CAMERAS)
 def test_camera_lost_and_back_is_reconnected_and_state_reset(daemon_bundle, mosquitto, tmp_path, kind):
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     camera = CAMERAS[kind]([cv2.resize(f, (320, 240)) for f in vtest_frames(0, 30)], fps=20)
     camera.start()
@@ -107,7 +107,7 @@ def test_camera_lost_and_back_is_reconnected_and_state_reset(daemon_bundle, mosq
 
 
 def test_corrupt_and_wrongly_sized_frames_are_skipped_and_counted(daemon_bundle, mosquitto, tmp_path):
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     good = vtest_frames(0, 40)
     bad = [None, np.zeros((0, 0, 3), np.uint8), good[0].astype(np.float32), good[0][:100, :100],
@@ -142,7 +142,7 @@ class SlowDevice:
 
 def test_source_faster_than_model_keeps_memory_bounded_cadence_steady_and_counts_skips(
         daemon_bundle, mosquitto, tmp_path):
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     frames = vtest_frames(0, 20) * 12  # 240 full-size frames at 40 fps: 6 s, ~320 MB if they queued
     cfg = make_config(tmp_path, mosquitto, [{"name": "fast", "source": "in-process", "bundle": str(daemon_bundle),
@@ -190,7 +190,7 @@ def test_source_faster_than_model_keeps_memory_bounded_cadence_steady_and_counts
 @pytest.mark.parametrize("late_by", [0.025, 0.075, 0.175, 0.45])
 def test_pacer_stays_on_its_grid_after_a_late_frame(late_by):
     """A grid frame lost while the model was busy must not make the next kept frame early."""
-    from edge_vad.runtime.daemon import _Pacer
+    from edge_vad.runtime.daemon.scheduler import _Pacer
 
     pacer, period, slack = _Pacer(), 0.2, 0.0125
     source = np.round(np.arange(0, 4, 0.025), 3)
@@ -205,7 +205,7 @@ def test_pacer_stays_on_its_grid_after_a_late_frame(late_by):
 
 def test_an_rtsp_camera_delivers_the_frames_it_serves():
     """The rtsp:// path (FFmpeg in OpenCV, interleaved RTP/JPEG) decodes what the camera sent."""
-    from edge_vad.runtime.capture import open_source
+    from edge_vad.runtime.capture.sources import open_source
 
     frames = vtest_frames(0, 4)
     camera = RtspCamera(frames, fps=10).start()
@@ -227,7 +227,7 @@ def test_rate_and_cadence_grids_stay_aligned_when_the_model_is_busy(busy):
     must not move the rate grid unless it is kept, or kept frames come in 125/275 ms pairs."""
     from types import SimpleNamespace
 
-    from edge_vad.runtime.daemon import Camera, _Pacer
+    from edge_vad.runtime.daemon.scheduler import Camera, _Pacer
 
     cam = SimpleNamespace(period=0.1, capture=SimpleNamespace(interval=0.025), rate=_Pacer(), cadence=_Pacer(),
                           stats=SimpleNamespace(stride=2, skipped_rate=0, skipped_cadence=0))
@@ -246,7 +246,7 @@ def test_device_threads_size_opencvs_pool_too(daemon_bundle, mosquitto, tmp_path
     """OpenCV's pool, left at every core, burnt 0.4-1.0 ms of CPU per frame for at most 0.3 ms of latency."""
     import cv2
 
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     before = cv2.getNumThreads()
     try:

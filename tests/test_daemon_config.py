@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.config import config_from_flags, parse_config, validate_file
+from edge_vad.runtime.daemon.config import config_from_flags, parse_config, validate_file
 
 GOOD = """\
 device_id: box1
@@ -134,7 +134,7 @@ cameras:
     assert "camera 'good'" not in msg
 
     # The daemon refuses to start on the tampered bundle, naming the camera.
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     text = cfg.read_text().replace("    profile: no-such-profile\n", "")
     with pytest.raises(EdgeVadError, match=r"camera tampered: .*checksum mismatch"):
@@ -152,7 +152,7 @@ def test_cli_config_validate_prints_errors_and_exits_2(tmp_path):
 
 
 def test_a_gstreamer_pipeline_without_gstreamer_in_opencv_is_a_config_error(tmp_path, daemon_bundle):
-    from edge_vad.runtime.capture import CaptureThread, gstreamer_available
+    from edge_vad.runtime.capture.sources import CaptureThread, gstreamer_available
 
     if gstreamer_available():
         pytest.skip("this OpenCV has GStreamer: the pipeline would open")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from daemon_helpers import Subscriber, make_config, write_config
-from edge_vad.runtime.outbox import Outbox
+from edge_vad.runtime.alerts.outbox import Outbox
 from helpers import REPO, wait_until
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def _start_daemon_thread(daemon):
 
 def test_broker_stopped_mid_event_and_restarted_every_event_arrives_once(daemon_bundle, anomaly_clip,
                                                                         mosquitto_persistent, tmp_path):
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     broker = mosquitto_persistent
     consumer = Subscriber(broker).start()
@@ -127,7 +127,7 @@ def test_daemon_sigkilled_mid_event_and_restarted_loses_nothing(daemon_bundle, a
 
 
 def test_sigterm_ends_open_event_delivers_and_saves_state(daemon_bundle, anomaly_clip, mosquitto, tmp_path):
-    from edge_vad.runtime.listen import Listener
+    from edge_vad.runtime.alerts.listen import Listener
 
     consumer = Subscriber(mosquitto).start()
     config = write_config(tmp_path, mosquitto, [{"name": "cam-a", "source": str(anomaly_clip),

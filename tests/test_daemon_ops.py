@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_wrong_credentials_are_reported_retried_and_never_logged(daemon_bundle, anomaly_clip, mosquitto_auth,
                                                                   tmp_path, caplog, monkeypatch):
-    from edge_vad.runtime.daemon import Daemon
+    from edge_vad.runtime.daemon.scheduler import Daemon
 
     cams = [{"name": "cam-a", "source": str(anomaly_clip), "bundle": str(daemon_bundle)}]
     (tmp_path / "pw").write_text("wrong-password-123\n")
@@ -71,9 +71,9 @@ def test_wrong_credentials_are_reported_retried_and_never_logged(daemon_bundle, 
 
 def test_two_cameras_snapshots_homeassistant_metrics_status_and_listen(daemon_bundle, anomaly_clip, mosquitto,
                                                                       tmp_path):
-    from edge_vad.runtime.daemon import Daemon
-    from edge_vad.runtime.listen import Listener
-    from edge_vad.runtime.snapshots import event_id_of
+    from edge_vad.runtime.daemon.scheduler import Daemon
+    from edge_vad.runtime.alerts.listen import Listener
+    from edge_vad.runtime.alerts.snapshots import event_id_of
 
     cams = [{"name": n, "source": str(anomaly_clip), "bundle": str(daemon_bundle)} for n in ("front", "back")]
     cfg = make_config(tmp_path, mosquitto, cams, metrics={"enabled": True, "port": 0},

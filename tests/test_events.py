@@ -7,7 +7,7 @@ import math
 import pytest
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.events import EventTracker, default_end_threshold, iso_utc
+from edge_vad.runtime.alerts.events import EventTracker, default_end_threshold, iso_utc
 
 T0 = 1_700_000_000.0
 FPS = 10.0

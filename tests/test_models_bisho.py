@@ -138,7 +138,7 @@ def test_carried_bundle_passes_parity_and_costs_one_ae_step_of_the_windows_T(tmp
     import numpy as np
 
     from converters import convert
-    from converters.flops import count_flops
+    from edge_vad.benchmarking.flops import count_flops
     from converters.onnx_export import export_step
     from edge_vad.evaluation.scorers import score_bundle, score_checkpoint
     from edge_vad.training.checkpoint import load_model

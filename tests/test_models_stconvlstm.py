@@ -94,7 +94,7 @@ def carried_ckpt(tmp_path_factory):
 @pytest.mark.slow
 def test_carried_bundle_passes_parity_and_costs_a_fraction_of_the_window(carried_ckpt, tmp_path):
     from converters import convert
-    from converters.flops import count_flops
+    from edge_vad.benchmarking.flops import count_flops
     from converters.onnx_export import export_step
     from edge_vad.evaluation.scorers import score_bundle, score_checkpoint
     from edge_vad.training.checkpoint import load_model

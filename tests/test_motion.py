@@ -72,7 +72,7 @@ def test_stream_preprocessor_is_stateful_and_resets():
 
 
 def test_manifest_motion_is_optional():
-    from edge_vad.runtime.manifest import InputInfo
+    from edge_vad.runtime.bundle.manifest import InputInfo
 
     assert InputInfo(color="gray", height=8, width=8).motion is None
     assert InputInfo(color="gray", height=8, width=8, motion="flow").motion == "flow"

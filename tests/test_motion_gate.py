@@ -15,7 +15,7 @@ def _still_scene(frame, n, sigma=3.0, seed=0):
 
 
 def test_gate_holds_on_a_still_scene_and_opens_for_motion_and_slow_change():
-    from edge_vad.runtime.motion_gate import MotionGate
+    from edge_vad.runtime.capture.motion_gate import MotionGate
 
     walkers = vtest_frames(100, 160)
     gate = MotionGate()
@@ -51,8 +51,8 @@ class CountingBackend:
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_stream_skips_the_model_on_still_frames_and_keeps_its_state(daemon_bundle, batched):
-    from edge_vad.runtime.bundle import load_bundle
-    from edge_vad.runtime.motion_gate import MotionGate
+    from edge_vad.runtime.bundle.loader import load_bundle
+    from edge_vad.runtime.capture.motion_gate import MotionGate
     from edge_vad.runtime.stream import CameraStream, step_batch
 
     bundle = load_bundle(daemon_bundle)
@@ -93,7 +93,7 @@ def test_stream_skips_the_model_on_still_frames_and_keeps_its_state(daemon_bundl
 @pytest.mark.parametrize("frame, thumb", [((768, 576), (192, 144)), ((1920, 1080), (160, 90)), ((640, 480), (160, 120)),
                                           ((641, 479), (160, 120)), ((100, 80), (100, 80))])
 def test_thumbnail_averages_whole_blocks_of_pixels_when_the_frame_allows(frame, thumb):
-    from edge_vad.runtime.motion_gate import thumbnail_size
+    from edge_vad.runtime.capture.motion_gate import thumbnail_size
 
     assert thumbnail_size(*frame, 160) == thumb
     w, h = frame

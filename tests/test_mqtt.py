@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.events import EventTracker
-from edge_vad.runtime.listen import Listener, format_event, listen
-from edge_vad.runtime.mqtt import AlertPublisher, BrokerAddress, parse_broker_url, topics
+from edge_vad.runtime.alerts.events import EventTracker
+from edge_vad.runtime.alerts.listen import Listener, format_event, listen
+from edge_vad.runtime.alerts.mqtt import AlertPublisher, BrokerAddress, parse_broker_url, topics
 from helpers import free_port, wait_until
 
 WAIT = 5.0
@@ -254,7 +254,7 @@ def test_publish_after_close_is_a_user_error(mosquitto):
 
 def test_embedded_broker_round_trips_qos1_retained_and_will():
     pytest.importorskip("amqtt")
-    from edge_vad.runtime.broker import EmbeddedBroker
+    from edge_vad.runtime.alerts.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         assert broker.url == f"mqtt://127.0.0.1:{broker.port}" and broker.port > 0
@@ -295,7 +295,7 @@ def test_embedded_broker_round_trips_qos1_retained_and_will():
 
 def test_embedded_broker_carries_publisher_events_to_listener():
     pytest.importorskip("amqtt")
-    from edge_vad.runtime.broker import EmbeddedBroker
+    from edge_vad.runtime.alerts.broker import EmbeddedBroker
 
     events = make_events("cam1")
     with EmbeddedBroker() as broker:
@@ -313,7 +313,7 @@ def test_embedded_broker_without_amqtt_names_the_extra(monkeypatch):
     import sys
 
     from edge_vad.errors import MissingDependency
-    from edge_vad.runtime.broker import EmbeddedBroker
+    from edge_vad.runtime.alerts.broker import EmbeddedBroker
 
     monkeypatch.setitem(sys.modules, "amqtt.broker", None)
     with pytest.raises(MissingDependency, match=r"edge-vad\[demo\]"):

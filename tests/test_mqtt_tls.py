@@ -28,9 +28,9 @@ def _tls_consumer(broker, topic: str):
 
 
 def _publisher(tmp_path, broker, ca_file, password: str):
-    from edge_vad.runtime.config import BrokerConfig
-    from edge_vad.runtime.delivery import DurablePublisher
-    from edge_vad.runtime.outbox import Outbox
+    from edge_vad.runtime.daemon.config import BrokerConfig
+    from edge_vad.runtime.alerts.delivery import DurablePublisher
+    from edge_vad.runtime.alerts.outbox import Outbox
 
     pw = tmp_path / "pw"
     pw.write_text(password + "\n")

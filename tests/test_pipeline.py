@@ -78,7 +78,7 @@ def test_resume_refuses_a_different_model_config(trained, tmp_path):
 
 
 def test_bundle_manifest_describes_the_graph(bundle):
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
 
     out, manifest = bundle
     loaded = load_bundle(out)
@@ -95,7 +95,7 @@ def test_bundle_manifest_describes_the_graph(bundle):
 def test_tampered_bundle_is_refused(bundle, tmp_path):
     import shutil
 
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
 
     copy = tmp_path / "b"
     shutil.copytree(bundle[0], copy)
@@ -124,8 +124,8 @@ def test_streaming_step_matches_windowed_scoring(trained, bundle):
 
 def test_daemon_publishes_events_to_a_real_broker(bundle, mosquitto, tmp_path):
     from edge_vad.data.frames import read_frames
-    from edge_vad.runtime.daemon import run_camera
-    from edge_vad.runtime.listen import Listener
+    from edge_vad.runtime.daemon.scheduler import run_camera
+    from edge_vad.runtime.alerts.listen import Listener
 
     normal = list(read_frames(need_vtest(), 140, 200))
     clip, (a, b) = flying_block_clip(tmp_path / "clip.avi", normal, anomaly_at=25)

@@ -37,11 +37,11 @@ def test_blocker_really_blocks_torch():
 def test_runtime_imports_and_scores_without_torch():
     proc = _run(
         """
-        import edge_vad.runtime.daemon, edge_vad.runtime.stream, edge_vad.runtime.mqtt
-        import edge_vad.runtime.listen, edge_vad.runtime.events, edge_vad.runtime.capture, edge_vad.runtime.op_profile
+        import edge_vad.runtime.daemon.scheduler, edge_vad.runtime.stream, edge_vad.runtime.alerts.mqtt
+        import edge_vad.runtime.alerts.listen, edge_vad.runtime.alerts.events, edge_vad.runtime.capture.sources, edge_vad.benchmarking.op_profile
         from edge_vad.demo import DEMO_CLIP, shipped_bundle
         from edge_vad.data.frames import read_frames
-        from edge_vad.runtime.bundle import load_bundle
+        from edge_vad.runtime.bundle.loader import load_bundle
         from edge_vad.runtime.stream import CameraStream
 
         stream = CameraStream(load_bundle(shipped_bundle("stconvlstm")))

@@ -42,7 +42,7 @@ def _hand_graph():
 def test_flop_count_matches_closed_form():
     import onnxruntime as ort
 
-    from converters.flops import count_flops
+    from edge_vad.benchmarking.flops import count_flops
 
     model = _hand_graph()
     # The shapes the closed forms below assume are the ones the graph really produces.
@@ -67,7 +67,7 @@ def test_flop_count_of_work_sized_by_what_the_camera_sees():
     a run over frames can, with the state carried as a camera carries it."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from converters.flops import count_flops
+    from edge_vad.benchmarking.flops import count_flops
 
     w = numpy_helper.from_array(np.ones((3, 1, 3, 3), np.float32), "w")
     shape = numpy_helper.from_array(np.array([-1, 1, 4, 4], np.int64), "shape")
@@ -103,8 +103,8 @@ def test_flop_count_of_work_sized_by_what_the_camera_sees():
 
 
 def test_speed_report_on_a_tiny_model(daemon_bundle, tmp_path):
-    from converters.flops import count_flops
-    from converters.speed import REFERENCE, speed
+    from edge_vad.benchmarking.flops import count_flops
+    from edge_vad.benchmarking.speed import REFERENCE, speed
 
     ckpt = daemon_bundle.parent / "ckpt"  # the tiny stconvlstm the daemon tests trained
     report = speed([ckpt], targets=["cpu", "tensorrt"], threads=1, frames=4, cameras=(1, 2), out_dir=tmp_path,
@@ -169,7 +169,7 @@ def test_speed_mistakes_are_one_line_errors(tmp_path):
 
 
 def test_speed_refuses_unknown_targets_before_work(tmp_path):
-    from converters.speed import speed
+    from edge_vad.benchmarking.speed import speed
     from edge_vad.errors import EdgeVadError
 
     with pytest.raises(EdgeVadError, match="unknown target 'toaster'"):
@@ -177,7 +177,7 @@ def test_speed_refuses_unknown_targets_before_work(tmp_path):
 
 
 def test_a_target_may_name_its_precision_and_a_wrong_one_fails_before_any_work(tmp_path):
-    from converters.speed import speed
+    from edge_vad.benchmarking.speed import speed
 
     # The checkpoint does not exist: the target list is checked first.
     with pytest.raises(EdgeVadError, match="does not support precision 'int4'"):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from edge_vad.data.frames import read_frames, video_info
 from edge_vad.data.preprocess import InputSpec, preprocess, preprocess_many
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.manifest import MANIFEST
+from edge_vad.runtime.bundle.manifest import MANIFEST
 from edge_vad.scoring.streaming import Calibration, StreamingScorer
 
 FRAMEDIFF = "framediff"
@@ -75,7 +75,7 @@ def score_checkpoint(ckpt: Path, video: Path, frames: tuple[int, int | None] = (
 
 
 def score_bundle(bundle_dir: Path, video: Path, frames: tuple[int, int | None] = (0, None), threads: int | None = None) -> Scores:
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
     from edge_vad.runtime.stream import CameraStream
 
     stream_ = CameraStream(load_bundle(bundle_dir), threads=threads)

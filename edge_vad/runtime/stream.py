@@ -14,8 +14,8 @@ import numpy as np
 
 from edge_vad.data.preprocess import FramePreprocessor, InputSpec
 from edge_vad.runtime.backends import Backend, create_backend
-from edge_vad.runtime.bundle import Bundle
-from edge_vad.runtime.motion_gate import MotionGate
+from edge_vad.runtime.bundle.loader import Bundle
+from edge_vad.runtime.capture.motion_gate import MotionGate
 from edge_vad.scoring.streaming import Calibration, StreamingScorer
 
 

@@ -1,8 +1,8 @@
 """One measurement of ``edge-vad bench --speed``, in a fresh interpreter.
 
-Run by path (``python converters/speed_worker.py '{json}'``), not as
-``converters.speed_worker``: importing the ``converters`` package imports torch,
-and the runtime's peak memory must not include a library it never loads. Each
+Run by path (``python edge_vad/benchmarking/speed_worker.py '{json}'``) with nothing but the
+stdlib imported first: the runtime's peak memory must not include a library it never loads
+(torch, which the parent ``edge-vad bench --speed`` process has loaded for the reference). Each
 measurement gets its own process, so its peak RSS (VmHWM) is its own:
 interpreter, libraries, model, buffers, one decoded frame per camera.
 
@@ -154,7 +154,7 @@ def reference(a: dict) -> dict:
 def runtime(a: dict) -> dict:
     """The runtime's way: CameraStream.step (preprocess, backend with carried state, score); the backend call timed too."""
     from edge_vad.data.frames import read_frames
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
     from edge_vad.runtime.stream import CameraStream
 
     bundle = load_bundle(a["bundle"])
@@ -178,7 +178,7 @@ def runtime(a: dict) -> dict:
 
 def _op_profile(bundle, stream, timed, frames, skip, threads) -> dict:
     """The same frames again, untimed, their model inputs kept and replayed under the engine's profiler."""
-    from edge_vad.runtime.op_profile import profile_ops
+    from edge_vad.benchmarking.op_profile import profile_ops
 
     feeds = []
     stream.reset()
@@ -195,7 +195,7 @@ def _op_profile(bundle, stream, timed, frames, skip, threads) -> dict:
 def cameras(a: dict) -> dict:
     """N cameras on one backend: one batched call per round of frames (step_batch)."""
     from edge_vad.data.frames import read_frames
-    from edge_vad.runtime.bundle import load_bundle
+    from edge_vad.runtime.bundle.loader import load_bundle
     from edge_vad.runtime.stream import CameraStream, step_batch
 
     bundle = load_bundle(a["bundle"])

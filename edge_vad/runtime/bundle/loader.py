@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.manifest import MANIFEST, SCHEMA_VERSION, Manifest
+from edge_vad.runtime.bundle.manifest import MANIFEST, SCHEMA_VERSION, Manifest
 
 
 def sha256_file(path: Path) -> str:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_vad.errors import EdgeVadError, require
-from edge_vad.runtime.bundle import Bundle
+from edge_vad.runtime.bundle.loader import Bundle
 
-# Kernels that do the counted dense work (converters/flops.py counts Conv, ConvTranspose, MatMul, Gemm),
+# Kernels that do the counted dense work (edge_vad/benchmarking/flops.py counts Conv, ConvTranspose, MatMul, Gemm),
 # under the names each engine reports after fusing activations or quantization into them.
 DENSE_OPS = {
     "onnxruntime": {"Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm",

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Callable, TextIO
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.mqtt import DEFAULT_PREFIX, _new_client, _reason, parse_broker_url, topics
+from edge_vad.runtime.alerts.mqtt import DEFAULT_PREFIX, _new_client, _reason, parse_broker_url, topics
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class Listener:
             log.exception("error while handling MQTT message on %s", message.topic)
 
     def _save_snapshot(self, topic: str, payload: bytes) -> None:
-        from edge_vad.runtime.snapshots import event_id_of
+        from edge_vad.runtime.alerts.snapshots import event_id_of
 
         parts = topic.split("/")
         device, camera = parts[-3], parts[-2]

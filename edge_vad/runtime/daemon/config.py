@@ -18,7 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Vali
                       model_validator)
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.motion_gate import MotionGateSettings
+from edge_vad.runtime.capture.motion_gate import MotionGateSettings
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -278,7 +278,7 @@ def parse_config(text: str, path: Path | str = "<config>") -> DeviceConfig:
         raise EdgeVadError(f"{path}: {len(lines)} error(s)\n" + "\n".join("  " + s for s in lines)) from None
     # Relative paths are relative to the config file, so a config travels with its bundles.
     base = path.parent if path.name != "<config>" else Path.cwd()
-    from edge_vad.runtime.capture import describe_source
+    from edge_vad.runtime.capture.sources import describe_source
 
     for cam in config.cameras:
         if not cam.bundle.is_absolute():
@@ -313,7 +313,7 @@ def resolve_profile(name: str | None) -> dict:
             out["threads"] = threads
         return out
     candidates = [Path(name)]
-    root = Path(__file__).resolve().parents[2] / "profiles"
+    root = Path(__file__).resolve().parents[3] / "profiles"
     candidates += [root / f"{name}.yaml", root / f"{name}.yml", root / name]
     for p in candidates:
         if p.is_file():
@@ -326,8 +326,8 @@ def resolve_profile(name: str | None) -> dict:
 def check_resources(config: DeviceConfig, path: Path | str = "<config>", text: str | None = None) -> list[str]:
     """What validation alone cannot see: bundles that are missing or corrupt,
     unknown profiles, video files that do not exist. One message per problem."""
-    from edge_vad.runtime.bundle import load_bundle
-    from edge_vad.runtime.capture import GSTREAMER_HINT, describe_source, gstreamer_available
+    from edge_vad.runtime.bundle.loader import load_bundle
+    from edge_vad.runtime.capture.sources import GSTREAMER_HINT, describe_source, gstreamer_available
 
     root = yaml.compose(text) if text else None
 
@@ -377,7 +377,7 @@ def validate_file(path: str | Path) -> DeviceConfig:
 def config_from_flags(bundle, source: str, camera: str, broker_url: str, prefix: str, device_id: str | None,
                       state_dir, threads: int | None) -> DeviceConfig:
     """The one-camera config that ``edge-vad run --bundle --source`` flags describe."""
-    from edge_vad.runtime.mqtt import parse_broker_url
+    from edge_vad.runtime.alerts.mqtt import parse_broker_url
 
     address = parse_broker_url(broker_url)
     try:

@@ -15,7 +15,7 @@ def read_stats(config=None, state_dir=None, broker: str | None = None, device: s
     if broker is not None:
         return _from_broker(broker, device, prefix, timeout)
     if config is not None:
-        from edge_vad.runtime.config import load_config
+        from edge_vad.runtime.daemon.config import load_config
 
         state_dir = load_config(config).state.dir
     if state_dir is None:
@@ -30,7 +30,7 @@ def read_stats(config=None, state_dir=None, broker: str | None = None, device: s
 
 
 def _from_broker(url: str, device: str | None, prefix: str, timeout: float) -> dict:
-    from edge_vad.runtime.mqtt import _new_client, parse_broker_url
+    from edge_vad.runtime.alerts.mqtt import _new_client, parse_broker_url
 
     if not device:
         raise EdgeVadError("--broker needs --device (the device id whose stats to read)")

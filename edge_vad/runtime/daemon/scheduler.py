@@ -24,16 +24,16 @@ from typing import Callable
 import numpy as np
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.bundle import Bundle, load_bundle
-from edge_vad.runtime.capture import CaptureThread
-from edge_vad.runtime.config import CameraConfig, DeviceConfig, resolve_profile
-from edge_vad.runtime.delivery import DurablePublisher
-from edge_vad.runtime.events import EventTracker, iso_utc
-from edge_vad.runtime.metrics import CameraStats, MetricsServer
-from edge_vad.runtime.motion_gate import MotionGate, MotionGateSettings
-from edge_vad.runtime.mqtt import _json_safe
-from edge_vad.runtime.outbox import Outbox
-from edge_vad.runtime.state_store import StateStore, atomic_write
+from edge_vad.runtime.bundle.loader import Bundle, load_bundle
+from edge_vad.runtime.capture.sources import CaptureThread
+from edge_vad.runtime.daemon.config import CameraConfig, DeviceConfig, resolve_profile
+from edge_vad.runtime.alerts.delivery import DurablePublisher
+from edge_vad.runtime.alerts.events import EventTracker, iso_utc
+from edge_vad.runtime.daemon.metrics import CameraStats, MetricsServer
+from edge_vad.runtime.capture.motion_gate import MotionGate, MotionGateSettings
+from edge_vad.runtime.alerts.mqtt import _json_safe
+from edge_vad.runtime.alerts.outbox import Outbox
+from edge_vad.runtime.daemon.state_store import StateStore, atomic_write
 from edge_vad.runtime.stream import CameraStream, StepResult, step_batch
 from edge_vad.scoring.streaming import calibration_warning
 
@@ -379,7 +379,7 @@ class Daemon:
     # -- events
 
     def _emit(self, cam: Camera, message: dict) -> None:
-        from edge_vad.runtime.snapshots import encode
+        from edge_vad.runtime.alerts.snapshots import encode
 
         message = dict(message, msg_id=uuid.uuid4().hex)
         base = _topic(self.prefix, self.device_id, cam.name)
@@ -497,7 +497,7 @@ class Daemon:
         if not ha.enabled:
             return
         from edge_vad import __version__
-        from edge_vad.runtime.homeassistant import discovery_messages
+        from edge_vad.runtime.alerts.homeassistant import discovery_messages
 
         for topic, payload in discovery_messages(ha.discovery_prefix, self.prefix, self.device_id,
                                                  [c.name for c in self.cameras], __version__):
@@ -570,7 +570,7 @@ def run_camera(
     """
     import tempfile
 
-    from edge_vad.runtime.config import config_from_flags
+    from edge_vad.runtime.daemon.config import config_from_flags
 
     with tempfile.TemporaryDirectory(prefix="edge-vad-run-") as tmp:
         cfg = config_from_flags(bundle_dir, source, camera_id, broker_url, prefix, device_id,

@@ -22,8 +22,8 @@ import time
 import uuid
 from collections import deque
 
-from edge_vad.runtime.config import BrokerConfig
-from edge_vad.runtime.outbox import Outbox
+from edge_vad.runtime.daemon.config import BrokerConfig
+from edge_vad.runtime.alerts.outbox import Outbox
 
 log = logging.getLogger("edge_vad.delivery")
 

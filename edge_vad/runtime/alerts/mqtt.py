@@ -172,7 +172,7 @@ class _Outgoing:
 
 
 class AlertPublisher:
-    """Publishes event dicts from :class:`~edge_vad.runtime.events.EventTracker`.
+    """Publishes event dicts from :class:`~edge_vad.runtime.alerts.events.EventTracker`.
 
     ``published`` counts events handed to :meth:`publish_event`,
     ``acknowledged`` those the broker confirmed (PUBACK); ``reconnects`` counts

@@ -31,8 +31,8 @@ class Row:
 def time_bundle(bundle_dir: Path, video: Path, frames: int = 60, threads: int | None = None,
                 ops: bool = False) -> tuple[float, dict | None]:
     """Median ms per frame of CameraStream.step (preprocess + backend + score), after warm-up; with ``ops``,
-    the engine's operator profile of the model call on the same frames (``edge_vad.runtime.op_profile``)."""
-    from converters.speed_worker import runtime  # the one timing loop, shared with bench --speed
+    the engine's operator profile of the model call on the same frames (``edge_vad.benchmarking.op_profile``)."""
+    from edge_vad.benchmarking.speed_worker import runtime  # the one timing loop, shared with bench --speed
 
     args = {"bundle": str(bundle_dir), "video": str(video), "start": 0, "skip": None, "frames": frames,
             "threads": threads, "ops": ops}

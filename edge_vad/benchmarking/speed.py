@@ -10,7 +10,7 @@ For each checkpoint, with one thread count for everything:
 * the machine's limit: dense float32 matrix products (ONNX Runtime and numpy),
   against which the model's counted FLOPs per frame are set;
 * peak memory: every measurement runs in its own fresh process
-  (``converters/speed_worker.py``), whose ``ru_maxrss`` is reported;
+  (``edge_vad/benchmarking/speed_worker.py``), whose ``ru_maxrss`` is reported;
 * cameras: 1, 2, 4, 8 cameras sharing one backend, one batched call per round.
 
 Speed is only ever printed, never asserted.
@@ -27,10 +27,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converters.flops import FlopCount, count_flops
+from edge_vad.benchmarking.flops import FlopCount, count_flops
 from converters.targets import get_target
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.op_profile import DENSE_OPS, OpProfile
+from edge_vad.benchmarking.op_profile import DENSE_OPS, OpProfile
 
 DEFAULT_TARGETS = ("cpu", "openvino-cpu", "cuda", "tensorrt")
 CAMERAS = (1, 2, 4, 8)

@@ -1,0 +1,1 @@
+"""The on-device daemon: device config, the scheduler, persisted state, stats and metrics."""
