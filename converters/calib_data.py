@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_vad.data.frames import read_frames, video_info
-from edge_vad.data.preprocess import InputSpec, preprocess_many
+from edge_vad.data.preprocess import preprocess_many
+from edge_vad.data.spec import InputSpec
 from edge_vad.errors import EdgeVadError
 
 MIN_CALIB_FRAMES = 64  # fewer leaves activation ranges to chance

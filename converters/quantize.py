@@ -180,7 +180,7 @@ def motion_layers(model, samples: list[dict], spec) -> list[str]:
     """
     if spec is None or not spec.motion:
         return []
-    from edge_vad.data.motion import extra_channels, window_channels
+    from edge_vad.data.spec import extra_channels, window_channels
 
     per = spec.channels
     appearance = per - extra_channels(spec.motion)

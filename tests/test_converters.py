@@ -417,7 +417,7 @@ def test_fp32_auc_equals_pytorch(trained, val_clip, tmp_path):
 def test_calibration_warns_on_too_few_frames(tmp_path):
     from converters.calib_data import load_calib_frames
     from edge_vad.data.frames import read_frames
-    from edge_vad.data.preprocess import InputSpec
+    from edge_vad.data.spec import InputSpec
 
     clip = write_clip(tmp_path / "few.avi", list(read_frames(need_vtest(), 0, 10)))
     with pytest.warns(UserWarning, match="only 10 calibration frames"):

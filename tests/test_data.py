@@ -4,7 +4,8 @@ import pytest
 
 from edge_vad.data.frames import read_frames, video_info
 from edge_vad.data.labels import load_labels
-from edge_vad.data.preprocess import InputSpec, preprocess
+from edge_vad.data.appearance import preprocess
+from edge_vad.data.spec import InputSpec
 from edge_vad.errors import EdgeVadError
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_vad.data.motion import extra_channels, parse
-from edge_vad.data.preprocess import FramePreprocessor, InputSpec, preprocess_many
+from edge_vad.data.preprocess import FramePreprocessor, preprocess_many
+from edge_vad.data.spec import InputSpec, extra_channels
+from edge_vad.data.spec import parse_motion as parse
 from edge_vad.errors import EdgeVadError
 from helpers import need_vtest
 

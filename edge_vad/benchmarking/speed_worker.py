@@ -114,7 +114,8 @@ def reference(a: dict) -> dict:
     import torch
 
     from edge_vad.data.frames import read_frames
-    from edge_vad.data.preprocess import FramePreprocessor, InputSpec
+    from edge_vad.data.preprocess import FramePreprocessor
+    from edge_vad.data.spec import InputSpec
     from edge_vad.scoring.streaming import Calibration, StreamingScorer
     from edge_vad.training.checkpoint import load_model, read_calibration
 

@@ -1,13 +1,11 @@
-"""Motion inputs for models that need them: optical flow and foreground objects.
+"""Motion channels for models that need them: optical flow and foreground objects.
 
-Torch-free and OpenCV-only, so a device computes exactly what training saw.
-A *motion preprocessor* turns each BGR frame into the one tensor the graph
-takes as ``frame``: the usual appearance channels (see ``preprocess``) with
-motion channels appended, all at the model's input size. It is stateful (flow
-needs the previous frame, background subtraction its model of the scene), so
-every camera owns one and resets it after a gap in the stream.
-
-Names (``InputSpec.motion``), from a small registry:
+Torch-free and OpenCV-only, so a device computes exactly what training saw. A *motion
+preprocessor* turns each BGR frame into the one tensor the graph takes as ``frame``: the
+appearance channels (``edge_vad.data.appearance``) with motion channels appended, all at the
+model's input size. It is stateful (flow needs the previous frame, background subtraction its
+model of the scene), so every camera owns one and resets it after a gap in the stream. The
+names and their channel counts are in ``edge_vad.data.spec``:
 
 * ``flow``: appearance + DIS optical flow (previous → current frame), 2 channels.
 * ``objects:K``: appearance + flow + K box masks of the foreground objects of
@@ -18,52 +16,25 @@ Names (``InputSpec.motion``), from a small registry:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from edge_vad.errors import EdgeVadError
+from edge_vad.data.appearance import gray as _gray
+from edge_vad.data.appearance import preprocess, to_float
+from edge_vad.data.spec import MOTION_KINDS, InputSpec, parse_motion
 
 # DIS runs on the frame at this multiple of the model's input size: at 96 px a
 # walker moves a tenth of a pixel per frame, below what DIS resolves.
 FLOW_UPSCALE = 2
 
 
-def parse(name: str) -> tuple[str, int]:
-    """``"objects:8"`` → ("objects", 8); ``"flow"`` → ("flow", 0)."""
-    kind, _, arg = name.partition(":")
-    if kind not in PREPROCESSORS:
-        raise EdgeVadError(f"input motion {name!r}: unknown preprocessing; known: {', '.join(sorted(PREPROCESSORS))}")
-    if kind == "objects":
-        if not arg.isdigit() or int(arg) < 1:
-            raise EdgeVadError(f"input motion {name!r}: expected 'objects:K' with K ≥ 1 object slots")
-        return kind, int(arg)
-    if arg:
-        raise EdgeVadError(f"input motion {name!r}: '{kind}' takes no argument")
-    return kind, 0
-
-
-def extra_channels(name: str) -> int:
-    kind, k = parse(name)
-    return 2 if kind == "flow" else 2 + k
-
-
-def window_channels(spec) -> list[int]:
-    """Channels per frame that a model's state may carry for each past frame: the whole frame,
-    or, for ``objects:K``, its appearance and flow alone (box masks serve the current frame only).
-    Each is a prefix of the frame's channels."""
-    kind, _ = parse(spec.motion)
-    whole = spec.channels
-    return [whole] if kind == "flow" else [whole, whole - extra_channels(spec.motion) + 2]
-
-
 class FlowFrames:
     """Appearance + DIS flow (in pixels at ``FLOW_UPSCALE`` × the input size)."""
 
     def __init__(self, spec):
-        from edge_vad.data.preprocess import InputSpec  # noqa: F401  (spec is an InputSpec)
-
         self.spec = spec
         self.flow_size = (spec.width * FLOW_UPSCALE, spec.height * FLOW_UPSCALE)
         # ULTRAFAST is DIS's real-time setting; the coarse flow is what the models need.
@@ -91,8 +62,6 @@ class FlowFrames:
         return np.ascontiguousarray(f.transpose(2, 0, 1), dtype=np.float32)
 
     def _appearance(self, frame_bgr: np.ndarray, small: np.ndarray | None) -> np.ndarray:
-        from edge_vad.data.preprocess import preprocess, to_float
-
         # A gray model's appearance is the gray frame at the input size, already made for flow or boxes.
         if self.spec.color == "gray" and small is not None:
             return to_float(small, self.spec)
@@ -121,7 +90,7 @@ class ObjectFrames(FlowFrames):
 
     def __init__(self, spec):
         super().__init__(spec)
-        self.slots = parse(spec.motion)[1]
+        self.slots = parse_motion(spec.motion)[1]
 
     def reset(self) -> None:
         super().reset()
@@ -168,20 +137,17 @@ class ObjectFrames(FlowFrames):
         return np.concatenate([base, masks])
 
 
-def _gray(frame_bgr: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
-
-
 PREPROCESSORS: dict[str, Callable] = {"flow": FlowFrames, "objects": ObjectFrames}
 
 
-def _plain(spec):
+def _plain(spec: InputSpec) -> InputSpec:
     """The same spec without motion: the appearance part of the tensor."""
-    from dataclasses import replace
-
     return replace(spec, motion=None)
 
 
-def make_motion(spec):
-    kind, _ = parse(spec.motion)
+assert set(PREPROCESSORS) == set(MOTION_KINDS), "every motion name in edge_vad.data.spec needs its preprocessor"
+
+
+def make_motion(spec: InputSpec):
+    kind, _ = parse_motion(spec.motion)
     return PREPROCESSORS[kind](spec)

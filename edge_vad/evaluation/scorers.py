@@ -14,7 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_vad.data.frames import read_frames, video_info
-from edge_vad.data.preprocess import InputSpec, preprocess, preprocess_many
+from edge_vad.data.appearance import preprocess
+from edge_vad.data.preprocess import preprocess_many
+from edge_vad.data.spec import InputSpec
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.bundle.manifest import MANIFEST
 from edge_vad.scoring.streaming import Calibration, StreamingScorer

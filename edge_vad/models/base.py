@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edge_vad.data.preprocess import InputSpec
+from edge_vad.data.spec import InputSpec
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_vad.data.preprocess import FramePreprocessor, InputSpec
+from edge_vad.data.preprocess import FramePreprocessor
+from edge_vad.data.spec import InputSpec
 from edge_vad.runtime.backends import Backend, create_backend
 from edge_vad.runtime.bundle.loader import Bundle
 from edge_vad.runtime.capture.motion_gate import MotionGate

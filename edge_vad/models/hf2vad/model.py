@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_vad.data.motion import parse
-from edge_vad.data.preprocess import InputSpec
+from edge_vad.data.spec import InputSpec, parse_motion
 from edge_vad.errors import EdgeVadError
 from edge_vad.models.base import StateSpec, VadModel
 
@@ -484,5 +483,5 @@ class CubeStep(nn.Module):
 
 
 def build(config: dict[str, Any]) -> HF2VAD:
-    parse(f"objects:{config['max_objects']}")
+    parse_motion(f"objects:{config['max_objects']}")
     return HF2VAD(config)

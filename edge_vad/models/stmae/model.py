@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_vad.data.preprocess import InputSpec
+from edge_vad.data.spec import InputSpec
 from edge_vad.errors import EdgeVadError
 from edge_vad.models.base import VadModel
 
