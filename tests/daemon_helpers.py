@@ -33,6 +33,64 @@ def write_config(tmp_path, mq, cameras: list[dict], **top):
     return path
 
 
+class ManualClock:
+    """Simulated time for the daemon: it moves when a test says so (``advance``, e.g. a slow device's
+    step) or when the scheduler idles (``wait`` jumps to the next frame due). After every move it
+    waits until each thread sleeping on it has done what the new time allows and sleeps again (or
+    has finished), so what the scheduler finds next depends on the simulated time alone, not on how
+    busy the machine is or how the OS scheduled the threads."""
+
+    SETTLE_TIMEOUT = 60.0  # real seconds a woken thread may take to go back to sleep
+
+    def __init__(self, start: float = 1_700_000_000.0):
+        self.now = float(start)
+        self._cond = threading.Condition()
+        self._sleepers: dict[threading.Thread, float | None] = {}  # deadline, None while awake
+
+    def time(self) -> float:
+        return self.now
+
+    monotonic = perf_counter = time
+
+    def sleep(self, seconds: float, stop: threading.Event) -> bool:
+        me = threading.current_thread()
+        with self._cond:
+            deadline = self.now + seconds
+            self._sleepers[me] = deadline
+            self._cond.notify_all()
+            while self.now < deadline and not stop.is_set():
+                self._cond.wait(0.05)
+            self._sleepers[me] = None
+            self._cond.notify_all()
+        return stop.is_set()
+
+    def advance(self, seconds: float) -> None:
+        with self._cond:
+            self.now += seconds
+            self._cond.notify_all()
+            self._settle()
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        with self._cond:
+            due = [d for t, d in self._sleepers.items() if t.is_alive() and d is not None and d > self.now]
+            if due:
+                self.now += min([timeout] + [d - self.now for d in due])
+                self._cond.notify_all()
+                self._settle()
+        if not event.is_set():
+            event.wait(0.01)  # nobody sleeps on the clock (a thread is starting, or finishing): let it
+        return event.is_set()
+
+    def _settle(self) -> None:
+        end = time.monotonic() + self.SETTLE_TIMEOUT
+        while not all(not t.is_alive() or (d is not None and d > self.now) for t, d in self._sleepers.items()):
+            if time.monotonic() > end:
+                raise AssertionError("a thread on the simulated clock did not go back to sleep")
+            self._cond.wait(0.005)
+
+
 class FrameReader:
     """An in-process camera: hands out given frames, optionally at a fixed rate."""
 

@@ -45,32 +45,52 @@ def _start_daemon_thread(daemon):
 
 def test_broker_stopped_mid_event_and_restarted_every_event_arrives_once(daemon_bundle, anomaly_clip,
                                                                         mosquitto_persistent, tmp_path):
+    """The file is scored frame by frame (not played in real time), and the scheduler is held at two
+    points: right after the event starts, until the broker is down (so the rest of the event is
+    produced while it is away), and right after the event ends, until the publisher is connected
+    again (so the daemon is still running when the broker returns). Nothing depends on how fast the
+    machine is."""
     from edge_vad.runtime.daemon.scheduler import Daemon
 
     broker = mosquitto_persistent
     consumer = Subscriber(broker).start()
     cfg = make_config(tmp_path, broker, [{"name": "cam-a", "source": str(anomaly_clip), "bundle": str(daemon_bundle),
-                                          "realtime": True}],
+                                          "realtime": False}],
                       broker={"reconnect_min_s": 1, "reconnect_max_s": 1})
-    daemon = Daemon(cfg)
+    broker_down, broker_back = threading.Event(), threading.Event()
+
+    def hold(_camera, _result):
+        types = [m["type"] for m in daemon.produced]
+        if "end" in types:
+            broker_back.wait(60)
+        elif "start" in types:
+            broker_down.wait(60)
+
+    daemon = Daemon(cfg, on_step=hold)
     thread, _ = _start_daemon_thread(daemon)
     try:
-        assert wait_until(lambda: any(e["type"] == "start" for e in consumer.events()), 15)
-        broker.stop()  # mid-event: update and end messages are produced while it is down
-        assert wait_until(lambda: not daemon.publisher.connected, 5)
-        time.sleep(2.0)
+        assert wait_until(lambda: any(e["type"] == "start" for e in consumer.events()), 60)
+        broker.stop()  # mid-event: the update and end messages are produced while it is down
+        assert wait_until(lambda: not daemon.publisher.connected, 30)
+        produced_before = len(daemon.produced)
+        broker_down.set()
+        assert wait_until(lambda: any(m["type"] == "end" for m in daemon.produced), 60), "the event ends"
         queued_while_down = daemon.outbox.depth()
         broker.start()
-        thread.join(30)
+        assert wait_until(lambda: daemon.publisher.connected, 30), "the publisher reconnects"
+        broker_back.set()
+        thread.join(120)
         assert not thread.is_alive()
         produced = [m["msg_id"] for m in daemon.produced]
-        assert wait_until(lambda: len(consumer.unique()) >= len(produced), 15), (len(consumer.unique()), produced)
+        assert wait_until(lambda: len(consumer.unique()) >= len(produced), 30), (len(consumer.unique()), produced)
     finally:
+        broker_down.set()
+        broker_back.set()
         daemon.stop()
         consumer.stop()
     got = consumer.unique()
     assert [m["msg_id"] for m in got] == produced, "every event exactly once after de-duplication, in order"
-    assert queued_while_down >= 1, "some messages were produced while the broker was down"
+    assert len(produced) > produced_before and queued_while_down >= 1, "messages were produced while the broker was down"
     assert daemon.publisher.reconnects >= 1
     types = [m["type"] for m in got]
     assert types[0] == "start" and types[-1] == "end" and types.count("end") == types.count("start")

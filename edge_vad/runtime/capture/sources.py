@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge_vad.errors import EdgeVadError
+from edge_vad.runtime.clock import SYSTEM_CLOCK
 
 log = logging.getLogger("edge_vad.capture")
 
@@ -170,8 +171,9 @@ class CaptureThread:
     NEW_SIZE_AFTER = 10
 
     def __init__(self, name: str, source, realtime: bool | None = None, reconnect: tuple[float, float] = (0.5, 30.0),
-                 opener=None):
+                 opener=None, clock=None):
         self.name = name
+        self.clock = clock or SYSTEM_CLOCK
         self.source = source
         self._opener = opener or open_source
         kind = describe_source(source) if isinstance(source, str) else "custom"
@@ -275,7 +277,8 @@ class CaptureThread:
             self._cond.notify_all()
 
     def _read_loop(self, src, index: int, lost_at: float | None):
-        start = time.time()
+        clock = self.clock
+        start = clock.time()
         n = 0
         period = 1.0 / self.fps if (self.is_file and self.fps) else None
         while not self._stop.is_set():
@@ -291,11 +294,13 @@ class CaptureThread:
                 return index, time.time()
             if period is not None and self.realtime:
                 # A file played like a camera: frames appear at the file's own rate.
-                delay = start + n * period - time.time()
+                delay = start + n * period - clock.time()
                 if delay > 0:
-                    self._stop.wait(delay)
+                    clock.sleep(delay, self._stop)
             n += 1
-            stamp = start + (n - 1) * period if (period is not None and not self.realtime) else time.time()
+            # A file's frame is stamped with its place on the file's own clock, also when it is played like
+            # a camera: the moment it is due, not the moment this thread got round to it.
+            stamp = start + (n - 1) * period if period is not None else clock.time()
             self.counters.captured += 1
             if self._last_stamp is not None and 0 < stamp - self._last_stamp < 5:
                 d = stamp - self._last_stamp

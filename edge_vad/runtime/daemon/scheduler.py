@@ -26,6 +26,7 @@ import numpy as np
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.bundle.loader import Bundle, load_bundle
 from edge_vad.runtime.capture.sources import CaptureThread
+from edge_vad.runtime.clock import SYSTEM_CLOCK
 from edge_vad.runtime.daemon.config import CameraConfig, DeviceConfig, resolve_profile
 from edge_vad.runtime.alerts.delivery import DurablePublisher
 from edge_vad.runtime.alerts.events import EventTracker, iso_utc
@@ -185,8 +186,9 @@ def _topic(prefix: str, device: str, *parts: str) -> str:
 
 class Daemon:
     def __init__(self, config: DeviceConfig, sources: dict | None = None,
-                 on_step: Callable[[str, StepResult], None] | None = None):
+                 on_step: Callable[[str, StepResult], None] | None = None, clock=None):
         self.config = config
+        self.clock = clock or SYSTEM_CLOCK
         self.device_id = config.device_id
         self.prefix = config.prefix
         self.on_step = on_step
@@ -225,7 +227,7 @@ class Daemon:
             backends.setdefault(root, stream)
             source = (sources or {}).get(cam.name, cam.source)
             capture = CaptureThread(cam.name, source, realtime=cam.realtime,
-                                    reconnect=(cam.reconnect_min_s, cam.reconnect_max_s))
+                                    reconnect=(cam.reconnect_min_s, cam.reconnect_max_s), clock=self.clock)
             self.cameras.append(Camera(cam, bundle, stream, capture, self.device_id,
                                        cam.budget_ms or profile.get("budget_ms")))
         for first in backends.values():
@@ -241,7 +243,7 @@ class Daemon:
         self.metrics: MetricsServer | None = None
         self._wake = threading.Event()
         self._last_stats = 0.0
-        self._last_snapshot = time.monotonic()
+        self._last_snapshot = self.clock.monotonic()
         self.started_at = time.time()
         self.outbox_depth_at_exit: int | None = None
 
@@ -302,7 +304,7 @@ class Daemon:
             elif all(c.ended for c in self.cameras):
                 break
             else:
-                self._wake.wait(0.05)
+                self.clock.wait(self._wake, 0.05)
                 self._wake.clear()
             self._periodic()
 
@@ -323,7 +325,8 @@ class Daemon:
         cam.last_ts = frame.timestamp
 
     def _process(self, ready: list) -> None:
-        t_start = time.time()
+        clock = self.clock
+        t_start = clock.time()
         groups: dict[int, list] = {}
         for cam, frame in ready:
             try:
@@ -334,7 +337,7 @@ class Daemon:
                 continue
             groups.setdefault(id(cam.stream.backend), []).append((cam, frame, image))
         for items in groups.values():
-            t0 = time.perf_counter()
+            t0 = clock.perf_counter()
             try:
                 results = step_batch([c.stream for c, _, _ in items], [im for _, _, im in items])
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop a device
@@ -342,10 +345,10 @@ class Daemon:
                 for c, _, _ in items:
                     c.capture.counters.corrupt += 1
                 continue
-            step_s = time.perf_counter() - t0
+            step_s = clock.perf_counter() - t0
             for (cam, frame, image), result in zip(items, results):
                 self._after_step(cam, frame, image, result)
-                done = time.time()
+                done = clock.time()
                 cam.stats.record(done - frame.timestamp if cam.capture.realtime else done - t_start,
                                  step_s / len(items), done)
                 cam.adapt(done - t_start)
@@ -368,7 +371,7 @@ class Daemon:
                                                                        result.error_map)
             self._emit(cam, message)
         if cam.cfg.score_topic and not math.isnan(result.score):
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now - cam.last_score_sent >= 1.0 / cam.cfg.score_rate_hz:
                 cam.last_score_sent = now
                 self.publisher.publish_volatile(
@@ -448,7 +451,7 @@ class Daemon:
                 log.error("camera %s: cannot write the state snapshot (%s)", cam.name, exc)
 
     def _periodic(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_stats >= self.config.outputs.stats_interval_s:
             self._last_stats = now
             self.publish_stats()
