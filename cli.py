@@ -109,7 +109,7 @@ def convert(
     ckpt: Path = typer.Argument(..., help="checkpoint directory from 'edge-vad train'"),
     out: Path = typer.Option(..., help="bundle directory to write"),
     target: Optional[str] = typer.Option(None, help="deployment target: cpu, cuda, cuda-trt, openvino-cpu/gpu/npu, jetson, tensorrt (default: the profile's, else cpu)"),
-    precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (default: the profile's, else the target's first)"),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16, int8, or bf16 on openvino-cpu where the CPU has native bf16 (default: the profile's, else the target's first)"),
     profile: Optional[str] = typer.Option(None, help="device profile name or YAML (see 'edge-vad profiles list')"),
     calib_data: Optional[Path] = typer.Option(None, help="normal footage (video or image folder) to calibrate INT8 and verify on"),
     val_video: Optional[Path] = typer.Option(None, help="labelled test video for the AUC gate"),
@@ -118,6 +118,7 @@ def convert(
     accept_accuracy_drop: bool = typer.Option(False, help="keep the bundle even when the AUC drop exceeds the tolerance"),
     tune_video: Optional[Path] = typer.Option(None, help="labelled footage for NNCF's AUC-driven accuracy control (OpenVINO INT8); keep it apart from --val-video so the gate stays independent"),
     tune_labels: Optional[Path] = typer.Option(None, help="per-frame labels of --tune-video (.npy or .txt)"),
+    int8_weights: str = typer.Option("auto", help="INT8 weight range: auto (what this machine's CPU takes: 7-bit without VNNI, 8-bit with it), 7-bit or 8-bit (for a device whose CPU differs from this one's)"),
     threads: Optional[int] = None,
 ):
     """Export, quantize, verify against PyTorch on real frames (parity + AUC gate), write a bundle."""
@@ -130,7 +131,8 @@ def convert(
         precision = precision or prof.precision
     run_convert(ckpt, target, out, precision=precision, calib_data=calib_data, threads=threads or (prof.threads if prof else None),
                 val_video=val_video, val_labels=val_labels, auc_tolerance=auc_tolerance,
-                accept_accuracy_drop=accept_accuracy_drop, profile=prof, tune_video=tune_video, tune_labels=tune_labels)
+                accept_accuracy_drop=accept_accuracy_drop, profile=prof, tune_video=tune_video, tune_labels=tune_labels,
+                int8_weights=int8_weights)
 
 
 profiles_app = typer.Typer(help="Device profiles (profiles/*.yaml).", no_args_is_help=True)

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_vad.runtime.backends.openvino import OpenVinoBackend  # noqa: E402
+from edge_vad.runtime.backends.openvino import OpenVinoBackend, inference_config  # noqa: E402
 from edge_vad.runtime.bundle.loader import load_bundle  # noqa: E402
 
 
@@ -53,8 +53,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for path in args.bundles:
         bundle = load_bundle(path)
-        fixed = OpenVinoBackend(bundle.graph_path, threads=args.threads)
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": args.threads}
+        fixed = OpenVinoBackend(bundle.graph_path, threads=args.threads, precision=bundle.manifest.target.precision,
+                                inference_precision=bundle.manifest.target.inference_precision)
+        config = inference_config("CPU", fixed.inference_precision, args.threads)
         dynamic = OpenVinoBackend(compiled=ov.Core().compile_model(str(bundle.graph_path), "CPU", config))
         for n in (int(b) for b in args.batch.split(",")):
             feeds = feeds_for(bundle, n)

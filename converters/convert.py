@@ -18,6 +18,7 @@ from edge_vad.data.frames import read_frames, video_info
 from edge_vad.data.preprocess import preprocess_many
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.backends import create_backend
+from edge_vad.runtime.backends.cpu_isa import cpu_isa
 from edge_vad.runtime.bundle.loader import Bundle, load_bundle, sha256_file
 from edge_vad.runtime.bundle.manifest import MANIFEST, Manifest
 
@@ -93,13 +94,15 @@ def _parity(model, tgt: Target, staging: Path, state: list[dict], calibration: d
 def _verifier(tgt: Target, staging: Path, graph_file: str, precision: str, threads, log,
               fixed_shapes: bool | None = None):
     """Backend to verify with: the target's own when it runs here, else ONNX Runtime CPU on the shipped graph."""
-    ok, why = tgt.runnable_here()
+    ok, why = tgt.runnable_here(precision)
     if ok and not tgt.builds_on_device:
         return create_backend(tgt.backend, staging / graph_file, providers=list(tgt.providers) or None,
                               threads=threads, device=tgt.device, cache_dir=staging.parent / ".ov-cache",
-                              fixed_shapes=fixed_shapes), tgt.name
+                              fixed_shapes=fixed_shapes, precision=precision,
+                              inference_precision=inference_precision(tgt, precision)), tgt.name
     if tgt.backend == "openvino":
-        raise EdgeVadError(f"target {tgt.name}: cannot verify here ({why}); convert on a machine with that device")
+        raise EdgeVadError(f"target {tgt.name}/{precision}: cannot verify here ({why}); convert on a machine with "
+                           "that device" + (", or choose fp32" if precision == "bf16" else ""))
     proxy = staging / graph_file
     note = f"onnxruntime-cpu on the shipped graph ({why or 'engine is built on the device'})"
     if tgt.builds_on_device and precision == "fp16":
@@ -118,12 +121,28 @@ def _verifier(tgt: Target, staging: Path, graph_file: str, precision: str, threa
     return create_backend("onnxruntime", proxy, threads=threads, exact_qdq=exact), note
 
 
+def inference_precision(tgt: Target, precision: str) -> str | None:
+    """What the bundle's float arithmetic is compiled to run in, recorded in the manifest (engines' defaults
+    vary between CPUs); None where the engine plan decides (TensorRT builds from the plan's flags)."""
+    if tgt.backend == "openvino":
+        from edge_vad.runtime.backends.openvino import inference_precision_for
+
+        return inference_precision_for(tgt.device or "CPU", precision)
+    if tgt.backend == "onnxruntime":
+        return "f16" if precision == "fp16" else "f32"
+    return None
+
+
 def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
             calib_data: Path | None = None, threads: int | None = None, val_video: Path | None = None,
             val_labels: Path | None = None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
             accept_accuracy_drop: bool = False, profile=None, int8_keep_float: str = "auto",
-            tune_video: Path | None = None, tune_labels: Path | None = None, log=print) -> Manifest:
+            tune_video: Path | None = None, tune_labels: Path | None = None, int8_weights: str = "auto",
+            log=print) -> Manifest:
+    """``int8_weights``: "auto" (the range this machine's CPU kernels take, see ``cpu_isa``), "7-bit" or "8-bit"
+    (for a device whose CPU differs from this one's)."""
     tgt, precision = get_target(target, precision)
+    weights = tgt.int8_weights(int8_weights) if precision == "int8" else None
     if (val_video is None) != (val_labels is None):
         raise EdgeVadError("--val-video and --val-labels go together (labels are per frame of that video)")
     if (tune_video is None) != (tune_labels is None):
@@ -178,8 +197,13 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
                 validate = _ov_validator(info, calibration, graph, state, model.warmup_frames, tune_video, tune_labels,
                                          tgt.device)
                 quant["accuracy_control_video"] = str(tune_video)
+            if weights is not None:
+                from converters.openvino_ir import int8_weights_for
+
+                weights = int8_weights_for(weights, forced=int8_weights != "auto")
             quant.update(convert_ir(fp32, staging, precision, probe, validate, auc_tolerance,
-                                    spec=model.input_spec(), device=tgt.device, log=log))
+                                    spec=model.input_spec(), device=tgt.device, int8_weights=weights or "8-bit",
+                                    log=log))
             graph_file, graph_format = IR_XML, "openvino-ir"
             fp32.unlink()
         elif precision == "int8":
@@ -192,7 +216,7 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
                                lambda *a: None, graph.name)[0].passed
 
             quant.update(to_int8(fp32, staging / GRAPH_FILE, probe, spec=model.input_spec(),
-                                 keep_float=int8_keep_float, reduce_range=tgt.int8_reduce_range,
+                                 keep_float=int8_keep_float, reduce_range=weights == "7-bit",
                                  exact=tgt.name != "cpu", log=log, accept=passes_parity))
             fp32.unlink()
         elif precision == "fp16" and not tgt.builds_on_device:
@@ -219,14 +243,15 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
             model={"name": info["model"], "preset": info["preset"], "config": info["config"]},
             input=info["input"],
             graph={"file": graph_file, "format": graph_format, "opset": graph["opset"], "precision": precision,
-                   "inputs": graph["inputs"], "outputs": graph["outputs"]},
+                   "inputs": graph["inputs"], "outputs": graph["outputs"], "int8_weights": weights},
             state=state,
             warmup_frames=model.warmup_frames,
             score={"kind": "grid-z", "calibration": calibration,
                    "paper_score": getattr(model, "paper_score",
                                           "e(t) = sum over predicted frames of the L2 prediction error (graph output 'error')")},
             target={"name": tgt.name, "backend": tgt.backend, "precision": precision, "providers": list(tgt.providers),
-                    "device": tgt.device, "build_plan": build_plan},
+                    "device": tgt.device, "build_plan": build_plan,
+                    "inference_precision": inference_precision(tgt, precision), "verified_cpu": cpu_isa().to_dict()},
             files=files,
             producer={"edge_vad": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                       "onnxruntime": onnxruntime.__version__, **_optional_versions()},
@@ -246,6 +271,8 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
             manifest = manifest.model_copy(update={"graph": manifest.graph.model_copy(update={"fixed_shapes": fixed_shapes})})
         verify = {"parity": report.to_dict(), "frames_source": {"path": str(src), "start": start, "stop": stop},
                   "verified_on": verified_on, "precision": precision, "quantization": quant or None,
+                  "inference_precision": getattr(backend, "effective_precision", None) or inference_precision(tgt, precision),
+                  "cpu": cpu_isa().to_dict(),
                   **({"openvino_fixed_shapes": fixed_shapes} if fixed_shapes is not None else {})}
         if not report.passed:
             (staging / VERIFY_FILE).write_text(json.dumps(verify, indent=2))

@@ -64,18 +64,31 @@ def int8_convs(model, onnx_outputs: dict[str, str]) -> set[str]:
             if op.input_value(0).get_node().get_type_name() == "FakeQuantize"}
 
 
-def advanced_parameters():
-    """Activation ranges from the largest value over all calibration samples, as the QDQ path's MinMax.
+#: NNCF's overflow fix for each weight range a bundle records (``Manifest.graph.int8_weights``)
+OVERFLOW_FIX = {"8-bit": "disable", "7-bit first layer": "first_layer_only", "7-bit": "enable"}
+
+
+def int8_weights_for(weights: str, forced: bool) -> str:
+    """The weight range an OpenVINO INT8 bundle gets: full range on CPUs with VNNI; without it, NNCF's own
+    recommendation for AVX2/AVX-512 (7 bits in the first convolution of each input) unless 7 bits
+    everywhere was asked for."""
+    return "7-bit first layer" if weights == "7-bit" and not forced else weights
+
+
+def advanced_parameters(int8_weights: str = "7-bit first layer"):
+    """Activation ranges from the largest value over all calibration samples, as the QDQ path's MinMax, and the
+    overflow fix set for the weight range chosen (never NNCF's default, which assumes a CPU without VNNI).
 
     NNCF's default for activations averages each sample's min and max (MEAN_MINMAX): a range that about
     half the normal frames already exceed, and that clips harder the larger activations anomalies cause."""
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    return AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
+    return AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
+                                          overflow_fix=OverflowFix(OVERFLOW_FIX[int8_weights]))
 
 
-def _quantize_int8(onnx_path: Path, probe, spec, device: str, log) -> tuple[object, dict]:
+def _quantize_int8(onnx_path: Path, probe, spec, device: str, int8_weights: str, log) -> tuple[object, dict]:
     """NNCF PTQ with float groups chosen as in converters.quantize (measured on ``device``)."""
     import onnx
 
@@ -96,12 +109,12 @@ def _quantize_int8(onnx_path: Path, probe, spec, device: str, log) -> tuple[obje
         model = ov.convert_model(str(onnx_path))
         return model, nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(samples),
                                     ignored_scope=ignored_scope(nncf, model, ov_conv_names(model, exclude, outputs_of)),
-                                    advanced_parameters=advanced_parameters())
+                                    advanced_parameters=advanced_parameters(int8_weights))
 
     def trial(exclude: list[str]):
         _, q = quantize(exclude)
         # Measured through the runtime's own backend, so the trial runs what a bundle will run.
-        backend = OpenVinoBackend(model=q, device=device, threads=1)
+        backend = OpenVinoBackend(model=q, device=device, threads=1, precision="int8")
         return (q, exclude), deviation(ref, probe.outputs(backend.run))
 
     choice = select_float(groups, trial, log)
@@ -115,21 +128,24 @@ def _quantize_int8(onnx_path: Path, probe, spec, device: str, log) -> tuple[obje
 
 def convert_ir(onnx_path: Path, out_dir: Path, precision: str, probe=None,
                validate: Callable | None = None, max_drop: float = 0.01, spec=None, device: str = "CPU",
-               log=print) -> dict:
+               int8_weights: str = "7-bit first layer", log=print) -> dict:
     """Write model.xml/.bin into ``out_dir``; ``validate(compiled_model) -> {protocol: AUC}`` on labelled
-    tuning footage switches on accuracy control."""
+    tuning footage switches on accuracy control. A bf16 bundle is the FP32 IR, compiled at bf16 by the runtime."""
+    from edge_vad.runtime.backends.openvino import inference_config, inference_precision_for
+
     ov = _ov()
     model = ov.convert_model(str(onnx_path))
     report: dict = {"openvino": ov.get_version(), "precision": precision}
     if precision == "int8":
         nncf = _nncf()
         samples = probe.samples  # converters.quantize.Probe: calibration samples, and what trials are measured on
-        choice, measured = _quantize_int8(onnx_path, probe, spec, device, log)
+        choice, measured = _quantize_int8(onnx_path, probe, spec, device, int8_weights, log)
         model, _ = choice["artifact"]
         report.update(measured)
         if validate is not None:
             fp32 = ov.convert_model(str(onnx_path))
-            ref = validate(ov.Core().compile_model(fp32, device, {"INFERENCE_NUM_THREADS": 1}))
+            ref = validate(ov.Core().compile_model(fp32, device, inference_config(
+                device, inference_precision_for(device, "fp32"), threads=1)))
 
             def metric(compiled, _items) -> float:
                 # 1 + the worse protocol's AUC change from FP32: NNCF's drop (initial − quantized) is then the
@@ -145,7 +161,7 @@ def convert_ir(onnx_path: Path, out_dir: Path, precision: str, probe=None,
                 validation_fn=metric,
                 max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.PERFORMANCE,
                 subset_size=len(samples), ignored_scope=ignored_scope(nncf, fp32, choice["ov_names"](fp32)),
-                advanced_quantization_parameters=advanced_parameters(),
+                advanced_quantization_parameters=advanced_parameters(int8_weights),
             )
             reverted = sorted(choice["int8_convs"](choice["artifact"][0]) - choice["int8_convs"](model))
             log(f"int8: accuracy control put {len(reverted)} more convolution(s) in float: {', '.join(reverted) or '-'}")
@@ -156,7 +172,8 @@ def convert_ir(onnx_path: Path, out_dir: Path, precision: str, probe=None,
         # Counted in the model that ships (a FakeQuantize on the convolution's input).
         n_int8 = len(choice["int8_convs"](model))
         report["convolutions"].update(int8=n_int8, float=report["convolutions"]["total"] - n_int8)
-        report.update(preset="performance (symmetric)", quantized="convolutions only", calibration_samples=len(samples))
+        report.update(preset="performance (symmetric)", quantized="convolutions only", calibration_samples=len(samples),
+                      weights=int8_weights, overflow_fix=OVERFLOW_FIX[int8_weights])
     out_dir.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, str(out_dir / IR_XML), compress_to_fp16=(precision == "fp16"))
     return report

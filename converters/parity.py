@@ -44,6 +44,10 @@ TOLERANCES = {
     "fp32": FP32_TOLERANCE,
     "fp16": {"rel_error": 2e-2, "map": 5e-2, "score": 0.5, "corr": 0.99},
     "int8": {"rel_error": 0.15, "map": 1.0, "score": 3.0, "corr": 0.9},
+    # bf16 keeps 8 mantissa bits to fp16's 11 (relative step 4e-3 against 5e-4): looser than fp16 on the
+    # error and its map, the same demand that the score follows PyTorch's. Not measured here (this project's
+    # CPUs so far lacked native bf16); the AUC gate has the last word.
+    "bf16": {"rel_error": 5e-2, "map": 0.2, "score": 0.5, "corr": 0.99},
 }
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from edge_vad.errors import EdgeVadError
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+#: INT8 weight ranges: "auto" (what the converting CPU's kernels take: ``cpu_isa``), or forced
+INT8_WEIGHTS = ("auto", "7-bit", "8-bit")
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,26 @@ class Target:
     # The engine is built on the device itself (TensorRT engines are not portable).
     builds_on_device: bool = False
     description: str = ""
-    # 7-bit INT8 weights: ONNX Runtime's x86 kernels without VNNI (AVX2) saturate 16-bit pair sums with
-    # full-range weights, which on this machine inverted an INT8 model's score (converters/quantize.py).
-    int8_reduce_range: bool = False
+    # INT8 weights in the range this machine's CPU kernels take (``cpu_isa``): 7-bit without VNNI, where
+    # ONNX Runtime's and OpenVINO's x86 kernels saturate 16-bit pair sums with full-range weights (on an
+    # AVX2 machine that inverted an INT8 model's score: converters/quantize.py), 8-bit with it. Targets run
+    # by a GPU take full-range weights.
+    int8_weights_follow_cpu: bool = False
 
-    def runnable_here(self) -> tuple[bool, str]:
-        """Whether this machine can run (and so verify and bench) the target; the reason if not."""
+    def int8_weights(self, choice: str = "auto") -> str:
+        """"7-bit" or "8-bit": ``choice`` if forced, else what this target and this machine's CPU take."""
+        if choice not in INT8_WEIGHTS:
+            raise EdgeVadError(f"int8 weights {choice!r}: choose one of {', '.join(INT8_WEIGHTS)}")
+        if choice != "auto":
+            return choice
+        if not self.int8_weights_follow_cpu:
+            return "8-bit"
+        from edge_vad.runtime.backends.cpu_isa import cpu_isa
+
+        return cpu_isa().int8_weights
+
+    def runnable_here(self, precision: str | None = None) -> tuple[bool, str]:
+        """Whether this machine can run (and so verify and bench) the target at ``precision``; the reason if not."""
         if self.backend == "onnxruntime":
             import onnxruntime as ort
 
@@ -41,9 +57,17 @@ class Target:
                 return False, "openvino not installed (pip install 'edge-vad[openvino]')"
             import openvino as ov
 
-            devices = ov.Core().available_devices
+            core = ov.Core()
+            devices = core.available_devices
             ok = any(d.split(".")[0] == self.device for d in devices)
-            return ok, "" if ok else f"no OpenVINO {self.device} device here (have {', '.join(devices)})"
+            if not ok:
+                return False, f"no OpenVINO {self.device} device here (have {', '.join(devices)})"
+            if precision == "bf16" and "BF16" not in core.get_property(self.device, "OPTIMIZATION_CAPABILITIES"):
+                from edge_vad.runtime.backends.cpu_isa import cpu_isa
+
+                return False, (f"this {self.device} has no native bf16 ({cpu_isa().describe()}); OpenVINO would run "
+                               "it at f32: bf16 needs AVX-512 BF16 or AMX (Xeon 3rd gen+, Zen 4+)")
+            return True, ""
         if self.backend == "tensorrt":
             from edge_vad.runtime.backends.tensorrt_engine import gpu_available
 
@@ -60,7 +84,7 @@ TARGETS: dict[str, Target] = {
             precisions=("fp32", "int8", "fp16"),
             providers=("CPUExecutionProvider",),
             description="ONNX Runtime on any CPU (x86-64, ARM64 such as Raspberry Pi 5)",
-            int8_reduce_range=True,
+            int8_weights_follow_cpu=True,
         ),
         Target(
             "cuda",
@@ -81,10 +105,11 @@ TARGETS: dict[str, Target] = {
         Target(
             "openvino-cpu",
             backend="openvino",
-            precisions=("fp32", "int8", "fp16"),
+            precisions=("fp32", "int8", "fp16", "bf16"),
             device="CPU",
             graph_format="openvino-ir",
-            description="OpenVINO IR on an Intel (or any x86-64/ARM64) CPU",
+            description="OpenVINO IR on an Intel (or any x86-64/ARM64) CPU; bf16 where the CPU has it natively",
+            int8_weights_follow_cpu=True,
         ),
         Target(
             "openvino-gpu",

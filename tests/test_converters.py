@@ -40,12 +40,15 @@ def _cases():
         for name, t in TARGETS.items():
             ok, why = t.runnable_here()
             if ok:
-                for prec in dict.fromkeys([t.precisions[0], "int8"]):
+                for prec in dict.fromkeys([t.precisions[0], "int8", "bf16"]):
                     if prec in t.precisions:
                         marks = ()
                         if prec == "int8" and model in INT8_PARITY_OPEN:
                             marks = pytest.mark.xfail(strict=True, raises=EdgeVadError,
                                                       reason="INT8 parity fails for this model (open, issue 4)")
+                        ok_here, why_not = t.runnable_here(prec)
+                        if not ok_here:  # bf16 on a CPU without native bf16
+                            marks = pytest.mark.skip(reason=why_not)
                         yield pytest.param(model, name, prec, id=f"{model}-{name}-{prec}", marks=marks)
             elif model == REFERENCE and t.backend != "openvino":
                 yield pytest.param(model, name, t.precisions[0], id=f"{model}-{name}-{t.precisions[0]}")
@@ -111,6 +114,13 @@ def test_convert_every_model_to_every_target(model, target, precision, tmp_path_
     b = load_bundle(out)
     assert b.manifest.target.name == target and b.manifest.target.precision == precision
     assert b.manifest.graph.precision == precision
+    # The float arithmetic's precision is set and recorded, never an engine default (OpenVINO's CPU
+    # default is bf16 on AVX-512 BF16 machines); so is the CPU the bundle was made on.
+    if t.backend in ("onnxruntime", "openvino"):
+        assert b.manifest.target.inference_precision == ("bf16" if precision == "bf16" else "f16" if
+                                                         (precision == "fp16" and t.backend == "onnxruntime") else "f32")
+    assert b.manifest.target.verified_cpu["summary"]
+    assert (b.manifest.graph.int8_weights is not None) == (precision == "int8")
     verify = json.loads((out / "verify.json").read_text())
     assert verify["parity"]["passed"] and verify["parity"]["score_correlation"] > 0.9
     if t.graph_format == "openvino-ir":
@@ -127,6 +137,8 @@ def test_convert_every_model_to_every_target(model, target, precision, tmp_path_
         assert "engine_plan.json" in b.manifest.files and b.manifest.target.build_plan == "engine_plan.json"
     if t.runnable_here()[0] and not t.builds_on_device:
         assert verify["verified_on"] == target  # verified with the target's own backend
+        if t.backend == "openvino":  # what the engine really compiled, read back from the compiled model
+            assert verify["inference_precision"] == b.manifest.target.inference_precision
         _check_op_profile(b)
 
 
@@ -167,13 +179,15 @@ def test_openvino_compiles_fixed_shapes_per_batch_size_and_matches_the_dynamic_m
         pytest.skip(TARGETS["openvino-cpu"].runnable_here()[1])
     import openvino as ov
 
-    from edge_vad.runtime.backends.openvino import OpenVinoBackend
+    from edge_vad.runtime.backends.openvino import OpenVinoBackend, inference_config
     from edge_vad.runtime.bundle.loader import load_bundle
 
     out, _ = _convert(trained, "openvino-cpu", "fp32", tmp_path_factory)
     bundle = load_bundle(out)
     fixed = OpenVinoBackend(bundle.graph_path, threads=1, cache_dir=tmp_path_factory.mktemp("ov-cache"))
-    dynamic = OpenVinoBackend(compiled=ov.Core().compile_model(str(bundle.graph_path), "CPU"))
+    assert fixed.effective_precision == "f32"
+    dynamic = OpenVinoBackend(compiled=ov.Core().compile_model(str(bundle.graph_path), "CPU",
+                                                               inference_config("CPU", "f32", threads=1)))
     assert sorted(fixed._fixed) == [1]  # one camera is ready before the first frame
     rng = np.random.default_rng(0)
     for n in (1, 3, 1):
@@ -268,8 +282,15 @@ def test_qdq_graph_is_symmetric_per_channel(trained, tmp_path_factory):
     # One scale per output channel (axis 0 for Conv, 1 for ConvTranspose).
     assert all(inits[n.input[1]].size == inits[n.input[0]].shape[axis(n)] for n in kernels), "per-channel scales"
     assert any(inits[n.input[1]].size > 1 for n in kernels)
-    # The cpu target stores 7-bit weights: x86 int8 kernels without VNNI saturate on full-range ones.
-    assert all(np.abs(inits[n.input[0]]).max() <= 64 for n in kernels)
+    # The cpu target's weight range is chosen for the converting CPU: 7 bits where x86 int8 kernels
+    # without VNNI would saturate on full-range weights, 8 bits with VNNI; the manifest says which.
+    from edge_vad.runtime.backends.cpu_isa import cpu_isa
+    from edge_vad.runtime.bundle.loader import load_bundle
+
+    weights = load_bundle(out).manifest.graph.int8_weights
+    assert weights == cpu_isa().int8_weights
+    largest = max(int(np.abs(inits[n.input[0]]).max()) for n in kernels)
+    assert largest <= 64 if weights == "7-bit" else largest > 64
     zps = [inits[n.input[2]] for n in dq if len(n.input) > 2 and n.input[2] in inits]
     assert zps and all(np.all(z == 0) for z in zps), "symmetric: zero points are 0"
     quantized = {n.op_type for n in g.node if any(i.endswith("DequantizeLinear") or "_DequantizeLinear" in i for i in n.input)}
@@ -561,3 +582,64 @@ def test_tensorrt_engine_builds_caches_and_matches_pytorch(trained, tmp_path):
     x = {"frame": np.random.rand(2, *m.graph.inputs[0].shape[1:]).astype(np.float32),
          "frames": np.random.rand(2, *m.graph.inputs[1].shape[1:]).astype(np.float32)}
     np.testing.assert_allclose(backend.run(x)["error"], again.run(x)["error"], rtol=1e-3)
+
+
+# ------------------------------------------------------------ precision per CPU (no conversion needed)
+
+_CPUINFO = {
+    "avx2-epyc": ("x86_64", "model name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma f16c bmi2\n"),
+    "zen4": ("x86_64", "model name\t: AMD EPYC 9654\nflags\t\t: avx2 fma avx512f avx512_vnni avx512_bf16 avx512bw\n"),
+    "sapphire-rapids": ("x86_64", "flags\t\t: avx2 fma avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8 amx_tile\n"),
+    "alder-lake": ("x86_64", "flags\t\t: avx2 fma avx_vnni\n"),
+    "pi5": ("aarch64", "processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp "
+                       "cpuid asimdrdm lrcpc dcpop asimddp\n"),
+}
+
+
+@pytest.mark.parametrize("cpu,vnni,bf16,weights", [("avx2-epyc", False, False, "7-bit"), ("zen4", True, True, "8-bit"),
+                                                  ("sapphire-rapids", True, True, "8-bit"),
+                                                  ("alder-lake", True, False, "8-bit"), ("pi5", True, False, "8-bit")])
+def test_cpu_isa_decides_int8_weights_and_bf16(cpu, vnni, bf16, weights):
+    from edge_vad.runtime.backends.cpu_isa import parse_cpuinfo
+
+    isa = parse_cpuinfo(_CPUINFO[cpu][1], _CPUINFO[cpu][0])
+    assert (isa.vnni, isa.native_bf16, isa.int8_weights) == (vnni, bf16, weights)
+    assert ("no VNNI" in isa.describe()) == (not vnni)
+
+
+def test_int8_weights_follow_this_cpu_on_cpu_targets_and_can_be_forced():
+    from edge_vad.runtime.backends.cpu_isa import cpu_isa
+
+    assert TARGETS["cpu"].int8_weights() == TARGETS["openvino-cpu"].int8_weights() == cpu_isa().int8_weights
+    assert TARGETS["cuda"].int8_weights() == TARGETS["jetson"].int8_weights() == "8-bit"
+    assert TARGETS["cpu"].int8_weights("7-bit") == "7-bit" and TARGETS["cpu"].int8_weights("8-bit") == "8-bit"
+    with pytest.raises(EdgeVadError, match="int8 weights"):
+        TARGETS["cpu"].int8_weights("6-bit")
+
+
+def test_openvino_inference_precision_is_always_set():
+    from converters.openvino_ir import OVERFLOW_FIX, int8_weights_for
+    from edge_vad.runtime.backends.openvino import inference_config, inference_precision_for
+
+    assert [inference_precision_for("CPU", p) for p in ("fp32", "fp16", "int8", "bf16")] == ["f32", "f32", "f32", "bf16"]
+    assert inference_precision_for("GPU", "fp16") == "f16" and inference_precision_for("NPU", "int8") is None
+    assert inference_config("CPU", "f32", threads=2) == {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                                                         "INFERENCE_NUM_THREADS": 2}
+    # Without VNNI NNCF's own fix (first layer in 7 bits) unless 7 bits everywhere is forced; with it, full range.
+    assert int8_weights_for("7-bit", forced=False) == "7-bit first layer" and int8_weights_for("7-bit", True) == "7-bit"
+    assert OVERFLOW_FIX[int8_weights_for("8-bit", forced=False)] == "disable"
+
+
+def test_bf16_is_refused_where_the_cpu_cannot_run_it(trained, tmp_path):
+    """On a CPU without native bf16 OpenVINO would silently compute f32: the converter says so instead."""
+    t = TARGETS["openvino-cpu"]
+    if not t.runnable_here()[0]:
+        pytest.skip(t.runnable_here()[1])
+    ok, why = t.runnable_here("bf16")
+    if ok:
+        pytest.skip("this CPU has native bf16: the bf16 bundles are converted for real in test_convert_every_model...")
+    from converters import convert
+
+    with pytest.raises(EdgeVadError, match="no native bf16.*choose fp32"):
+        convert(trained[1], "openvino-cpu", tmp_path / "b", precision="bf16", threads=1, **QUIET)
+    assert not (tmp_path / "b").exists()

@@ -51,10 +51,10 @@ def bench(ckpt: Path, out_dir: Path, targets: list[str] | None = None, precision
         tgt = TARGETS.get(name)
         if tgt is None:
             raise EdgeVadError(f"unknown target '{name}'; targets: {', '.join(TARGETS)}")
-        ok, why = tgt.runnable_here()
         for prec in precisions or tgt.precisions:
             if prec not in tgt.precisions:
                 continue
+            ok, why = tgt.runnable_here(prec)
             if not ok:
                 rows.append(Row(name, prec, f"skipped: {why}"))
                 continue

@@ -109,11 +109,13 @@ def _onnxruntime(bundle: Bundle, feeds, threads) -> OpProfile:
 
 def _openvino(bundle: Bundle, feeds, threads) -> OpProfile:
     ov = require("openvino", "openvino", "Profiling an OpenVINO bundle")
-    device = bundle.manifest.target.device or "CPU"
-    config = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
-    if threads and device.startswith("CPU"):
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    from edge_vad.runtime.backends.openvino import runtime_model
+    from edge_vad.runtime.backends.openvino import inference_config, inference_precision_for, runtime_model
+
+    target = bundle.manifest.target
+    device = target.device or "CPU"
+    # The same precision the runtime compiles with: a plugin default (bf16 on some CPUs) would profile another model.
+    precision = target.inference_precision or inference_precision_for(device, target.precision)
+    config = inference_config(device, precision, threads, perf_count=True)
 
     core = ov.Core()
     # The model the runtime runs for this batch (fixed input shapes or dynamic, as the bundle says).

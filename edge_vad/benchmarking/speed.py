@@ -248,7 +248,10 @@ def _machine() -> str:
     except OSError:
         pass
     load = "load avg %.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {load}"
+    from edge_vad.runtime.backends.cpu_isa import cpu_isa
+
+    # The instruction set decides what INT8 and bf16 can gain here (VNNI, native bf16): name it.
+    return f"{cpu} [{cpu_isa().describe()}], {os.cpu_count()} logical CPUs, {load}"
 
 
 def _footage(ckpt: Path, info: dict, video: Path | None) -> tuple[Path, int, int]:
@@ -367,7 +370,7 @@ def speed(checkpoints: list[Path], targets: list[str] | None = None, threads: in
                 target_name, asked = _target_and_precision(name)
                 tgt, precision = get_target(target_name, asked)
                 path = f"{target_name} ({tgt.backend} {precision})"
-                ok, why = tgt.runnable_here()
+                ok, why = tgt.runnable_here(precision)
                 if not ok:
                     report.path_rows.append(PathRow(label, path, f"skipped ({why})"))
                     continue

@@ -7,6 +7,7 @@ the bundle's manifest.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -18,6 +19,22 @@ from edge_vad.runtime.backends import Backend, create_backend
 from edge_vad.runtime.bundle.loader import Bundle
 from edge_vad.runtime.capture.motion_gate import MotionGate
 from edge_vad.scoring.streaming import Calibration, StreamingScorer
+
+
+log = logging.getLogger("edge_vad.stream")
+
+
+def warn_if_int8_saturates(bundle: Bundle) -> None:
+    """A full-range INT8 bundle on an x86 CPU without VNNI: its kernels saturate (wrong scores, no error)."""
+    from edge_vad.runtime.backends.cpu_isa import cpu_isa
+
+    m = bundle.manifest
+    isa = cpu_isa()
+    if m.graph.int8_weights == "8-bit" and m.target.backend in ("onnxruntime", "openvino") and \
+            m.target.providers[:1] in ([], ["CPUExecutionProvider"]) and (m.target.device or "CPU") == "CPU" and not isa.vnni:
+        log.warning("%s: INT8 weights in the full 8-bit range, made on a CPU with VNNI (%s); this CPU has none "
+                    "(%s) and its INT8 kernels may saturate. Convert the bundle on this machine, or with "
+                    "--int8-weights 7-bit", bundle.id, (m.target.verified_cpu or {}).get("summary", "?"), isa.describe())
 
 
 @dataclass
@@ -41,7 +58,9 @@ class CameraStream:
         self.preprocess = FramePreprocessor(self.spec)
         # device / build_plan come from the bundle; backend_options (a profile's device, cache dir) override them.
         options = {"device": m.target.device, "build_plan": m.target.build_plan, "fixed_shapes": m.graph.fixed_shapes,
+                   "precision": m.target.precision, "inference_precision": m.target.inference_precision,
                    **(backend_options or {})}
+        warn_if_int8_saturates(bundle)
         self.backend = backend or create_backend(
             m.target.backend, bundle.graph_path, providers=m.target.providers or None, threads=threads, **options
         )

@@ -32,6 +32,9 @@ class OnnxRuntimeBackend:
                                             else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         if threads:
             options.intra_op_num_threads = threads
+        # Float stays float on every CPU: ORT can run ARM64 GEMMs in bf16 ("fastmath"); edge-vad never relies
+        # on an engine's default precision, so this is set, not assumed.
+        options.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")
         try:
             self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for bad files

@@ -6,10 +6,16 @@ re-plans memory on every call: 0.3–0.6 ms per call on this project's small ste
 of a carried ConvLSTM step, ``docs/performance.md``). So the backend compiles the model once per
 batch size it meets, with every input shape fixed, and keeps the compiled models (INT8 models
 excepted: ``runtime_model``).
+
+The inference precision is always set, never left to the plugin: on CPUs with native bf16 (AVX-512
+BF16, AMX) OpenVINO's CPU default is bf16, which ran "fp32" bundles at a 4e-2 relative deviation
+and failed their parity checks. ``inference_config`` is the one place the compile options are made,
+for the runtime, the converter's checks and the benchmarks alike.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -17,9 +23,45 @@ import numpy as np
 
 from edge_vad.errors import EdgeVadError, require
 
+log = logging.getLogger("edge_vad.openvino")
+
 DEFAULT_CACHE = Path(os.environ.get("EDGE_VAD_CACHE", Path.home() / ".cache" / "edge-vad")) / "openvino"
 # Batch sizes compiled with fixed shapes; beyond them the dynamic model serves (memory stays bounded).
 MAX_FIXED_BATCHES = 8
+
+
+#: what the float arithmetic of a bundle runs in, per device and bundle precision; a precision a device
+#: does not list is left to the device (the NPU computes in f16 whatever it is asked)
+INFERENCE_PRECISION = {
+    "CPU": {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"},
+    "GPU": {"fp32": "f32", "fp16": "f16", "int8": "f16"},
+}
+
+
+def inference_precision_for(device: str, precision: str) -> str | None:
+    """The inference precision a bundle of ``precision`` gets on an OpenVINO ``device``."""
+    return INFERENCE_PRECISION.get(device.split(".")[0], {}).get(precision)
+
+
+def inference_config(device: str, inference_precision: str | None, threads: int | None = None,
+                     perf_count: bool = False) -> dict:
+    """Compile options: latency-oriented, the inference precision pinned, threads if given."""
+    config: dict = {"PERFORMANCE_HINT": "LATENCY"}
+    if inference_precision:
+        config["INFERENCE_PRECISION_HINT"] = inference_precision
+    if threads and device.startswith("CPU"):
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    if perf_count:
+        config["PERF_COUNT"] = True
+    return config
+
+
+def effective_precision(compiled) -> str | None:
+    """What a compiled model really computes in: a CPU without native bf16 runs a bf16 request at f32."""
+    try:
+        return compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    except Exception:  # noqa: BLE001 - a device without the property (NPU) decides on its own
+        return None
 
 
 def with_batch(model, batch: int):
@@ -67,25 +109,29 @@ class OpenVinoBackend:
 
     def __init__(self, model_path: Path | None = None, device: str | None = None, threads: int | None = None,
                  cache_dir: Path | None = None, compiled=None, model=None, fixed_shapes: bool | None = None,
-                 **_ignored):
+                 precision: str = "fp32", inference_precision: str | None = None, **_ignored):
         """From a bundle's ``model_path``; or from an in-memory ``model`` (``ov.Model``: the converter's
         INT8 trials, run exactly as a bundle will be, without filling the compile cache); or from a
-        caller's ``compiled`` model, run as given (NNCF's accuracy-control callback)."""
+        caller's ``compiled`` model, run as given (NNCF's accuracy-control callback).
+        ``inference_precision`` ("f32", "bf16", "f16": the bundle's ``target.inference_precision``) is
+        what the float arithmetic runs in; without it, what ``INFERENCE_PRECISION`` gives the bundle's
+        ``precision`` on this device (bundles converted before it was recorded)."""
         self._ov = require("openvino", "openvino", "Running a bundle with the OpenVINO backend")
         self._model = None
+        self.inference_precision = inference_precision
+        self.effective_precision: str | None = effective_precision(compiled) if compiled is not None else None
         self._fixed_shapes = fixed_shapes
         self._fixed: dict[int, _Compiled] = {}
         self._dynamic: _Compiled | None = _Compiled(compiled) if compiled is not None else None
         if compiled is not None:
             return
         device = device or "CPU"
+        self.inference_precision = inference_precision or inference_precision_for(device, precision)
         core = self._ov.Core()
         available = core.available_devices
         if not any(d.split(".")[0] == device.split(".")[0] for d in available):
             raise EdgeVadError(f"OpenVINO has no '{device}' device here (available: {', '.join(available)})")
-        config = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads and device.startswith("CPU"):
-            config["INFERENCE_NUM_THREADS"] = int(threads)
+        config = inference_config(device, self.inference_precision, threads)
         self._core, self._device, self._config = core, device, config
         self._path = model_path if model is None else "in-memory model"
         if model is not None:
@@ -106,9 +152,16 @@ class OpenVinoBackend:
 
     def _compile(self, model) -> _Compiled:
         try:
-            return _Compiled(self._core.compile_model(model, self._device, self._config))
+            compiled = self._core.compile_model(model, self._device, self._config)
         except Exception as exc:
             raise EdgeVadError(f"{self._path}: OpenVINO cannot compile this model for {self._device} ({exc})") from exc
+        got = effective_precision(compiled)
+        if self.effective_precision is None and got and self.inference_precision and got != self.inference_precision:
+            # Only bf16 can be refused this way (a CPU without AVX-512 BF16/AMX); f32 is then more exact, and slower.
+            log.warning("%s: asks for %s inference; this %s runs %s (no native support)", self._path,
+                        self.inference_precision, self._device, got)
+        self.effective_precision = got
+        return _Compiled(compiled)
 
     def prepare(self, batch_sizes) -> None:
         """Compile the fixed-shape models for these batch sizes now rather than at their first call

@@ -51,7 +51,7 @@ class GraphInfo(_Strict):
     # "openvino-ir": file is the .xml, its .bin sits beside it (and in `files`).
     format: Literal["onnx", "openvino-ir"] = "onnx"
     opset: int
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    precision: Literal["fp32", "fp16", "int8", "bf16"] = "fp32"
     frame_input: str = "frame"
     error_output: str = "error"
     error_map_output: str = "error_map"
@@ -61,6 +61,10 @@ class GraphInfo(_Strict):
     # (faster) or runs the dynamic-batch model; the converter records the one its parity check
     # passed with. None (earlier bundles, other backends): fixed for float models, dynamic for INT8.
     fixed_shapes: bool | None = None
+    # INT8 bundles: the weight range, chosen for the converting CPU (target.verified_cpu): "7-bit" where x86
+    # kernels without VNNI would saturate, "8-bit" otherwise, or OpenVINO's "7-bit first layer" (NNCF's
+    # overflow fix); None for float bundles.
+    int8_weights: Literal["7-bit", "8-bit", "7-bit first layer"] | None = None
 
 
 class ModelInfo(_Strict):
@@ -80,11 +84,16 @@ class ScoreInfo(_Strict):
 class TargetInfo(_Strict):
     name: str
     backend: Literal["onnxruntime", "openvino", "tensorrt"]
-    precision: Literal["fp32", "fp16", "int8"]
+    precision: Literal["fp32", "fp16", "int8", "bf16"]
     providers: list[str] = []
     # Added after the first bundles; optional so schema-1 bundles keep loading.
     device: str | None = None  # OpenVINO device name (CPU, GPU, NPU) or CUDA device
     build_plan: str | None = None  # TensorRT: JSON plan the engine is built from on the device
+    # What the float arithmetic runs in, set explicitly at compile time (OpenVINO: INFERENCE_PRECISION_HINT
+    # "f32", "bf16", "f16"); engines' defaults differ between CPUs. None: the backend's rule for `precision`.
+    inference_precision: str | None = None
+    # The CPU the bundle was converted and verified on (cpu_isa: arch, flags, vnni, native_bf16, summary).
+    verified_cpu: dict | None = None
 
 
 class Manifest(_Strict):
