@@ -359,13 +359,17 @@ def make_testset_cmd(
     stop: int = typer.Option(795, help="end frame (exclusive)"),
     seed: int = 0,
     validation: bool = typer.Option(False, help="cut a validation set from the training range instead (e.g. --start 0 --stop 480 --seed 1)"),
+    parts: str = typer.Option("moving,still,soak", help="what to build: moving (fast movers + counterfactual), still (appearance and stillness), soak (normal footage with a camera's changes)"),
+    soak_minutes: float = typer.Option(10.0, help="length of the randomized normal soak stream (0: none)"),
 ):
-    """Build the labelled anomaly test set from vtest frames 480–794."""
+    """Build the labelled test set from vtest frames 480–794: anomalies, their counterfactuals, normal soak."""
     from edge_vad.data.testset import make_testset
 
-    paths = make_testset(video, out, start=start, stop=stop, seed=seed, validation=validation)
+    paths = make_testset(video, out, start=start, stop=stop, seed=seed, validation=validation,
+                         parts=tuple(p.strip() for p in parts.split(",") if p.strip()), soak_minutes=soak_minutes,
+                         progress=lambda message: typer.echo(f"building {message}", err=True))
     for k, v in paths.items():
-        typer.echo(f"{k:8s} {v}")
+        typer.echo(f"{k:18s} {v}")
 
 
 @app.command()

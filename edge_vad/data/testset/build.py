@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -38,20 +39,28 @@ def _check_range(video: Path, start: int, stop: int, validation: bool = False) -
     return total
 
 
-def _injected(video: str | Path, start: int, stop: int, seed: int, validation: bool = False):
+def _frames(video: str | Path, start: int, stop: int, validation: bool = False) -> list[np.ndarray]:
     video = Path(video)
     _check_range(video, start, stop, validation)
     frames = list(read_frames(video, start, stop))
     if len(frames) != stop - start:
         raise EdgeVadError(f"{video}: decoded {len(frames)} frames in [{start}, {stop}), expected {stop - start}")
-    return inject_anomalies(frames, seed=seed)
+    return frames
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: float, scale: float, codec: str,
-                 quality: int | None = None) -> None:
+def _injected(video: str | Path, start: int, stop: int, seed: int, validation: bool = False):
+    return inject_anomalies(_frames(video, start, stop, validation), seed=seed)
+
+
+def _write_video(path: Path, frames, fps: float, scale: float, codec: str, quality: int | None = None) -> int:
+    """Write ``frames`` (any iterable: a long stream is never held in memory); returns how many."""
     if scale <= 0:
         raise EdgeVadError(f"scale={scale}: must be positive")
-    h, w = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise EdgeVadError(f"{path}: no frames to write")
+    h, w = first.shape[:2]
     size = (max(2, round(w * scale)), max(2, round(h * scale)))
     fourcc = cv2.VideoWriter_fourcc(*codec)
     if quality is None:
@@ -65,31 +74,104 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float, scale: float,
     try:
         if quality is not None:
             writer.set(cv2.VIDEOWRITER_PROP_QUALITY, quality)
-        for frame in frames:
+        count = 0
+        for frame in itertools.chain([first], frames):
             if size != (w, h):
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             writer.write(frame)
+            count += 1
     finally:
         writer.release()
+    return count
+
+
+INDEX = "testset.json"
+STILL_VIDEO = "still_anomalies.avi"
+PARTS = ("moving", "still", "soak")
 
 
 def make_testset(video: str | Path, out_dir: str | Path, start: int = TRAIN_FRAMES, stop: int = DEFAULT_STOP,
-                 seed: int = 0, scale: float = 1.0, codec: str = "MJPG", validation: bool = False) -> dict:
-    """Write ``vtest_anomalies.avi``, ``labels.npy`` and ``events.json`` to ``out_dir``.
+                 seed: int = 0, scale: float = 1.0, codec: str = "MJPG", validation: bool = False,
+                 soak_minutes: float = 10.0, parts: tuple[str, ...] = PARTS, progress=None) -> dict:
+    """Write the test set to ``out_dir`` and its index ``testset.json``; returns the paths written.
 
-    ``validation=True`` cuts the set from the training range instead (use
-    another seed): design choices are made on it, never on the test set.
+    * ``moving``: ``vtest_anomalies.avi`` + ``labels.npy`` + ``events.json`` (fast movers, vehicles, thrown
+      objects), and ``counterfactual.avi``: the same frames without them (the runner walks instead);
+    * ``still``: ``still_anomalies.avi`` + ``still_labels.npy`` (a bag left behind, a person lying on the
+      ground, someone standing where nobody goes) on the frames played forwards then backwards, and
+      ``still_counterfactual.avi``: those frames untouched;
+    * ``soak``: ``soak/NAME.avi`` for each normal variant (``soak.VARIANTS``) and ``soak/random.avi``, a
+      seeded ``soak_minutes`` stream mixing them. Every soak frame is normal.
+
+    ``validation=True`` cuts the set from the training range instead (use another seed): design choices
+    are made on it, never on the test set.
     """
-    frames, labels, events = _injected(video, start, stop, seed, validation)
+    from edge_vad.data.testset.soak import VARIANTS, random_stream, soak_variant
+
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise EdgeVadError(f"test set parts {sorted(unknown)}: choose from {', '.join(PARTS)}")
+    frames = _frames(video, start, stop, validation)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"video": out_dir / VIDEO_NAME, "labels": out_dir / "labels.npy", "events": out_dir / "events.json"}
     fps = video_info(video).fps
-    _write_video(paths["video"], frames, fps, scale, codec)
-    save_labels(paths["labels"], labels)
-    meta = {"source": str(video), "start": start, "stop": stop, "seed": seed, "scale": scale, "fps": fps,
-            "frames": len(frames), "anomalous_frames": int(labels.sum()), "events": events}
-    paths["events"].write_text(json.dumps(meta, indent=2) + "\n")
+    say = progress or (lambda message: None)
+    paths: dict[str, Path] = {}
+    index: dict = {"source": str(video), "start": start, "stop": stop, "seed": seed, "scale": scale, "fps": fps,
+                   "validation": validation, "clips": {}, "soak": {}}
+
+    def write(name: str, clip: list[np.ndarray]) -> str:
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_video(path, clip, fps, scale, codec)
+        paths[name] = path
+        return name
+
+    if "moving" in parts:
+        say("moving anomalies and their counterfactual")
+        clip, labels, events = inject_anomalies(frames, seed=seed)
+        twin, _, twin_events = inject_anomalies(frames, seed=seed, counterfactual=True)
+        write(VIDEO_NAME, clip)
+        save_labels(out_dir / "labels.npy", labels)
+        meta = {"source": str(video), "start": start, "stop": stop, "seed": seed, "scale": scale, "fps": fps,
+                "frames": len(frames), "anomalous_frames": int(labels.sum()), "events": events}
+        (out_dir / "events.json").write_text(json.dumps(meta, indent=2) + "\n")
+        paths.update({"labels": out_dir / "labels.npy", "events": out_dir / "events.json"})
+        index["clips"]["moving"] = {"video": VIDEO_NAME, "labels": "labels.npy", "frames": len(frames),
+                                    "counterfactual": write("counterfactual.avi", twin), "events": events,
+                                    "counterfactual_events": twin_events, "base": "forwards"}
+    if "still" in parts:
+        say("anomalies of appearance and stillness")
+        base = frames + frames[::-1]
+        clip, labels, events = inject_anomalies(base, seed=seed, kinds="still")
+        save_labels(out_dir / "still_labels.npy", labels)
+        paths["still_labels"] = out_dir / "still_labels.npy"
+        index["clips"]["still"] = {"video": write(STILL_VIDEO, clip), "labels": "still_labels.npy",
+                                   "frames": len(base), "counterfactual": write("still_counterfactual.avi", base),
+                                   "events": events, "counterfactual_events": [], "base": "forwards, then backwards"}
+    if "soak" in parts:
+        for name, variant in VARIANTS.items():
+            say(f"soak: {name}")
+            index["soak"][name] = {"video": write(f"soak/{name}.avi", soak_variant(frames, name, seed)),
+                                   "frames": len(frames), "description": variant.description}
+        if soak_minutes > 0:
+            say(f"soak: a {soak_minutes:g}-minute random stream")
+            segments: list = []
+
+            def stream():
+                for i, (frame, name) in enumerate(random_stream(frames, soak_minutes, fps, seed)):
+                    if not segments or segments[-1][1] != name:
+                        segments.append([i, name])
+                    yield frame
+
+            path = out_dir / "soak/random.avi"
+            n = _write_video(path, stream(), fps, scale, codec)
+            paths["soak/random.avi"] = path
+            index["soak"]["random"] = {"video": "soak/random.avi", "frames": n,
+                                       "description": f"{soak_minutes:g} minutes mixing the variants (seeded)",
+                                       "segments": segments}
+    (out_dir / INDEX).write_text(json.dumps(index, indent=2) + "\n")
+    paths["index"] = out_dir / INDEX
     return paths
 
 

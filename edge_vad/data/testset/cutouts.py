@@ -3,6 +3,8 @@ walkers that stand in front of an injected object."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -123,3 +125,38 @@ def walkers_in_front(frame: np.ndarray, background: np.ndarray, ground_row: floa
         return None
     mask = front[blobs].astype(np.float32)
     return cv2.GaussianBlur(cv2.dilate(mask, np.ones((3, 3), np.uint8)), (0, 0), 0.8)
+
+
+def walked_spots(frames: list[np.ndarray], background: np.ndarray, rng: np.random.Generator, n: int = 1,
+                 margin: int = 40) -> list[tuple[float, float]]:
+    """Foot points of real walkers in these frames: places on the walkway where a thing can plausibly
+    be left or a person fall (away from the frame edges and the lamp post and tripod)."""
+    width = frames[0].shape[1]
+    H = frames[0].shape[0]
+    spots = []
+    for i in range(0, len(frames), 4):
+        for x, y, w, h in _person_blobs(_foreground(frames[i], background), width):
+            fx, fy = x + w / 2, y + h
+            if margin < fx < width - margin and margin < fy < H - 10 and not _behind_occluder((x, y, w, h), width):
+                spots.append((float(fx), float(fy)))
+    if not spots:
+        raise EdgeVadError("no walker found in these frames to tell where the walkway is")
+    picks = rng.choice(len(spots), size=min(n, len(spots)), replace=False)
+    return [spots[int(i)] for i in picks]
+
+
+def lying_pose(sprite: Sprite, scale: float, angle_deg: float) -> Sprite:
+    """The cut-out scaled for its depth and turned about its feet by ``angle_deg`` (90: lying along the
+    ground, head towards +x): a person falling over."""
+    h, w = sprite.alpha.shape
+    ax, ay = sprite.anchor
+    size = int(math.ceil(max(h, w) * scale * 2.2)) + 4
+    centre = size / 2
+    # Rotate about the feet, then move the feet to the centre of a canvas large enough for any angle.
+    m = cv2.getRotationMatrix2D((ax, ay), -angle_deg, scale)
+    m[0, 2] += centre - ax
+    m[1, 2] += centre - ay
+    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    premul = cv2.warpAffine(sprite.premul, m, (size, size), flags=flags, borderValue=0)
+    alpha = cv2.warpAffine(sprite.alpha, m, (size, size), flags=flags, borderValue=0)
+    return Sprite(premul, alpha, (centre, centre))

@@ -5,22 +5,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edge_vad.data.testset.scene import (
+    FALL_FRAMES,
     FIRST_NORMAL_FRAMES,
     KIND_BANDS,
     KIND_SPEEDS,
     KINDS,
+    LAWN,
     MAX_ANOMALOUS_FRACTION,
     MAX_EVENT,
     MIN_EVENT,
     MIN_GAP,
+    PALETTE_BAGS,
     PALETTE_BALL,
     PALETTE_CAR,
     PALETTE_JACKETS,
     PALETTE_TROUSERS,
+    STILL_DURATIONS,
+    STILL_KINDS,
     THROW_FRAMES,
+    UPPER_LAWN,
     WALK_SPEED,
     person_height,
     px_per_m,
@@ -114,14 +121,24 @@ def _throw_path(rng: np.random.Generator, width: int) -> dict:
 
 
 def schedule(rng: np.random.Generator, n_frames: int, width: int) -> list[Plan]:
-    """Every kind once plus a short extra, shuffled, with random normal gaps.
+    """Every moving kind once plus a short extra, shuffled, with random normal gaps (``place``)."""
+    kinds = list(KINDS) + [str(rng.choice(["thrown_object", "fast_crossing"]))]
+    return place([_plan_kind(kinds[i], rng, width) for i in rng.permutation(len(kinds))], rng, n_frames)
+
+
+def schedule_still(rng: np.random.Generator, n_frames: int, width: int) -> list[Plan]:
+    """Every anomaly of appearance and stillness twice, shuffled, with random normal gaps."""
+    kinds = [k for k in STILL_KINDS for _ in range(2)]
+    return place([_plan_still(kinds[i], rng, width) for i in rng.permutation(len(kinds))], rng, n_frames)
+
+
+def place(plans: list[Plan], rng: np.random.Generator, n_frames: int) -> list[Plan]:
+    """Start frames for ``plans`` in their order, with random normal gaps.
 
     Events are dropped from the end when the clip is too short for them, so the
     first FIRST_NORMAL_FRAMES stay normal and the anomalous share stays below
     MAX_ANOMALOUS_FRACTION.
     """
-    kinds = list(KINDS) + [str(rng.choice(["thrown_object", "fast_crossing"]))]
-    plans = [_plan_kind(kinds[i], rng, width) for i in rng.permutation(len(kinds))]
     while plans:
         busy = sum(p.duration for p in plans)
         slack = n_frames - FIRST_NORMAL_FRAMES - busy - MIN_GAP * len(plans)
@@ -139,3 +156,47 @@ def schedule(rng: np.random.Generator, n_frames: int, width: int) -> list[Plan]:
         plan.start = t
         t += plan.duration
     return plans
+
+
+def _lawn_point(rng: np.random.Generator, width: int, lawn=LAWN, inset: float = 30.0) -> tuple[float, float]:
+    s = scene_scale(width)
+    poly = (np.array(lawn, np.float32) * s).reshape(-1, 1, 2)
+    lo, hi = poly.reshape(-1, 2).min(0), poly.reshape(-1, 2).max(0)
+    while True:
+        x, y = rng.uniform(lo, hi)
+        if cv2.pointPolygonTest(poly, (float(x), float(y)), True) >= inset * s:
+            return float(x), float(y)
+
+
+def _plan_still(kind: str, rng: np.random.Generator, width: int) -> Plan:
+    duration = int(rng.integers(STILL_DURATIONS[kind][0], STILL_DURATIONS[kind][1] + 1))
+    if kind == "left_object":
+        params = {"object": str(rng.choice(["suitcase", "backpack", "box"])), "color": _pick(rng, PALETTE_BAGS)}
+    elif kind == "lying_person":
+        params = {"object": "pedestrian cut-out, fallen", "fall": "to_right" if rng.random() < 0.5 else "to_left",
+                  "fall_frames": FALL_FRAMES}
+    elif kind == "lawn_intruder":
+        # Someone standing on the lawn where nobody goes in the clip (the spot is chosen at rendering, away
+        # from every walker's path): abnormal only for where they are, and that they stay.
+        params = {"object": "pedestrian cut-out, standing on a lawn", "candidates": [
+            [round(c, 1) for c in _lawn_point(rng, width, lawn, inset)] for lawn, inset in ((LAWN, 30.0), (UPPER_LAWN, 4.0))
+            for _ in range(100)]}
+    else:  # pragma: no cover - STILL_KINDS is closed
+        raise ValueError(kind)
+    return Plan(kind, duration, params)
+
+
+def counterfactual(plan: Plan, n_frames: int) -> Plan | None:
+    """The same moment without the anomaly: nothing for an object that should not be there; for a runner,
+    the same person on the same path at walking speed (a speed anomaly's normal twin)."""
+    if plan.kind != "running":
+        return None
+    p = dict(plan.params)
+    ratio = p["speed_heights_per_frame"] / WALK_SPEED
+    p.update(speed_heights_per_frame=WALK_SPEED, speed_x_walking=1.0, gait="walking")
+    duration = min(math.ceil(plan.duration * ratio), n_frames - plan.start)
+    # The path is cut where the walker would be when the clip ends, so the speed stays walking speed.
+    share = (duration - 1) / max(math.ceil(plan.duration * ratio) - 1, 1)
+    (x0, y0), (x1, y1) = p["foot_from"], p["foot_to"]
+    p["foot_to"] = [round(x0 + (x1 - x0) * share, 1), round(y0 + (y1 - y0) * share, 1)]
+    return Plan("walking", duration, p, plan.start)

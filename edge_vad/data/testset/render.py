@@ -10,8 +10,10 @@ import numpy as np
 from edge_vad.data.testset.cutouts import (
     cutout,
     find_walker,
+    lying_pose,
     median_background,
     runner_pose,
+    walked_spots,
     walkers_in_front,
 )
 from edge_vad.data.testset.layers import (
@@ -25,7 +27,8 @@ from edge_vad.data.testset.layers import (
     to_layer,
     visible_fraction,
 )
-from edge_vad.data.testset.plan import Plan, schedule
+from edge_vad.data.testset.plan import Plan, schedule, schedule_still
+from edge_vad.data.testset.plan import counterfactual as counterfactual_plan
 from edge_vad.data.testset.scene import (
     GRAVITY,
     MIN_VISIBLE,
@@ -36,6 +39,7 @@ from edge_vad.data.testset.scene import (
     px_per_m,
 )
 from edge_vad.data.testset.sprites import (
+    bag_sprite,
     bike_sprite,
     motorbike_sprite,
     thrown_sprite,
@@ -121,7 +125,13 @@ def _thrown_frames(plan, rng, frames, background, width):
         yield k, gy, obj, shade
 
 
-def _running_frames(plan, rng, frames, background, width):
+#: how a cut-out person moves: lean into the direction of travel, and the bob of each stride (of the body height)
+GAITS = {"running": (0.12, 0.03), "walking": (0.03, 0.01)}
+
+
+def _person_frames(plan, rng, frames, background, width):
+    """A real walker, cut out of the footage, crossing at the plan's speed (running, or walking for the
+    running event's counterfactual: the same walker on the same path)."""
     index, box, facing = find_walker(frames, background, rng)
     source = cutout(frames[index], background, box)
     src_row = box[1] + box[3]
@@ -129,13 +139,70 @@ def _running_frames(plan, rng, frames, background, width):
     heading = 1 if plan.params["direction"] == "left_to_right" else -1
     if facing != heading:
         source = flip(source)
+    lean, bob_share = GAITS[plan.params.get("gait", "running")]
     for k, x, y, v in _crossing_states(plan):
         scale = person_height(y, width) / person_height(src_row, width)
-        posed = runner_pose(source, scale, lean=0.12 * heading)
-        # Running bobs the body up at each stride (about 3 strides a second).
-        bob = 0.03 * person_height(y, width) * abs(math.sin(k * math.pi * 0.3))
+        posed = runner_pose(source, scale, lean=lean * heading)
+        # Each stride bobs the body up (about 3 strides a second).
+        bob = bob_share * person_height(y, width) * abs(math.sin(k * math.pi * 0.3))
         obj = to_layer(posed, x, y - bob, v, soften=0.0)
         ppm = px_per_m(y, width)
+        shade = shadow_layer(x, y - 0.05 * ppm, 0.3 * ppm, 0.08 * ppm, 0.25)
+        yield k, y, obj, shade
+
+
+def _left_object_frames(plan, rng, frames, background, width):
+    """A bag standing where walkers walk, from the plan's start to its end (it was put down there)."""
+    (x, y), = walked_spots(frames[plan.start:plan.start + plan.duration] or frames, background, rng)
+    plan.params["foot"] = [round(x, 1), round(y, 1)]
+    ppm = px_per_m(y, width)
+    sprite = match_camera(bag_sprite(ppm, plan.params), rng)
+    for k in range(plan.duration):
+        obj = to_layer(sprite, x, y, (0.0, 0.0), soften=0.5)
+        shade = shadow_layer(x, y - 0.03 * ppm, 0.3 * ppm, 0.07 * ppm, 0.35)
+        yield k, y, obj, shade
+
+
+def _lying_person_frames(plan, rng, frames, background, width):
+    """A walker who falls where walkers walk and stays on the ground."""
+    index, box, facing = find_walker(frames, background, rng)
+    source = cutout(frames[index], background, box)
+    (x, y), = walked_spots(frames[plan.start:plan.start + plan.duration] or frames, background, rng)
+    side = 1 if plan.params["fall"] == "to_right" else -1
+    plan.params.update({"source_frame": index, "source_box": list(box), "foot": [round(x, 1), round(y, 1)]})
+    scale = person_height(y, width) / person_height(box[1] + box[3], width)
+    fall = plan.params["fall_frames"]
+    for k in range(plan.duration):
+        angle = side * 90.0 * min(1.0, (k + 1) / fall)
+        obj = to_layer(lying_pose(source, scale, angle), x, y, (0.0, 0.0), soften=0.3)
+        ppm = px_per_m(y, width)
+        # Lying, the body's shadow is the body's own outline on the ground: short and along it.
+        reach = 0.9 * ppm * min(1.0, (k + 1) / fall)
+        shade = shadow_layer(x + side * reach / 2, y, 0.25 * ppm + reach / 2, 0.1 * ppm, 0.3)
+        yield k, y, obj, shade
+
+
+def _lawn_intruder_frames(plan, rng, frames, background, width):
+    """A walker standing on the lawn, swaying a little, at the first candidate spot that no walker in the
+    clip comes near (so the spot is one where nothing ever is)."""
+    index, box, facing = find_walker(frames, background, rng)
+    source = cutout(frames[index], background, box)
+    feet = np.array(walked_spots(frames, background, rng, n=10_000, margin=0))
+    spot = None
+    for x, y in plan.params.pop("candidates"):
+        if np.min(np.hypot(feet[:, 0] - x, feet[:, 1] - y)) > person_height(y, width):
+            spot = (x, y)
+            break
+    if spot is None:
+        raise EdgeVadError("no spot on the lawn that the walkers in these frames keep away from")
+    x, y = spot
+    plan.params.update({"source_frame": index, "source_box": list(box), "foot": [x, y]})
+    scale = person_height(y, width) / person_height(box[1] + box[3], width)
+    posed = runner_pose(source, scale, lean=0.0)
+    ppm = px_per_m(y, width)
+    for k in range(plan.duration):
+        sway = 0.6 * math.sin(k * 0.7)
+        obj = to_layer(posed, x + sway, y, (0.0, 0.0), soften=0.0)
         shade = shadow_layer(x, y - 0.05 * ppm, 0.3 * ppm, 0.08 * ppm, 0.25)
         yield k, y, obj, shade
 
@@ -144,8 +211,12 @@ RENDERERS = {
     "vehicle": _vehicle_frames,
     "bike": _bike_frames,
     "thrown_object": _thrown_frames,
-    "running": _running_frames,
+    "running": _person_frames,
     "fast_crossing": _fast_frames,
+    "walking": _person_frames,  # a counterfactual: the runner at walking speed
+    "left_object": _left_object_frames,
+    "lying_person": _lying_person_frames,
+    "lawn_intruder": _lawn_intruder_frames,
 }
 
 
@@ -174,19 +245,29 @@ def _render(plan: Plan, frames: list[np.ndarray], background: np.ndarray, out: l
     return {"kind": plan.kind, "first_frame": shown[0], "last_frame": shown[-1], "params": plan.params}
 
 
-def inject_anomalies(frames: list[np.ndarray], seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, list[dict]]:
-    """Draw a seeded schedule of anomalies into ``frames``.
+def inject_anomalies(frames: list[np.ndarray], seed: int = 0, kinds: str = "moving",
+                     counterfactual: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[dict]]:
+    """Draw a seeded schedule of anomalies into ``frames``: ``kinds`` "moving" (fast movers, vehicles,
+    thrown objects: ``KINDS``) or "still" (appearance and stillness: ``STILL_KINDS``).
 
     Returns the frames (untouched ones are the same arrays as given, changed ones
     new arrays), int8 labels (1 where an injected anomaly is visible) and one
     description per event: kind, first_frame, last_frame (indices into
     ``frames``) and the parameters it was drawn with.
+
+    ``counterfactual``: the same schedule's normal twin, what a detector must not alert on: no injected
+    object, except the runner, who walks the same path at walking speed. Labels are then all 0 and the
+    events describe what was drawn instead.
     """
     if not frames:
         raise EdgeVadError("no frames to inject anomalies into")
+    if kinds not in ("moving", "still"):
+        raise EdgeVadError(f"kinds {kinds!r}: 'moving' or 'still'")
     rng = np.random.default_rng(seed)
     width = frames[0].shape[1]
-    plans = schedule(rng, len(frames), width)
+    plans = (schedule if kinds == "moving" else schedule_still)(rng, len(frames), width)
+    if counterfactual:
+        plans = [twin for twin in (counterfactual_plan(p, len(frames)) for p in plans) if twin is not None]
     occluders = occluder_masks(frames[0].shape[:2])
     background = median_background(frames)
     out = list(frames)
@@ -194,8 +275,10 @@ def inject_anomalies(frames: list[np.ndarray], seed: int = 0) -> tuple[list[np.n
     events = []
     for plan in plans:
         # Each event draws from its own stream, so one event's noise does not
-        # shift the next event's parameters.
+        # shift the next event's parameters (and a counterfactual draws what its twin drew).
         event = _render(plan, frames, background, out, labels, np.random.default_rng([seed, plan.start]), occluders)
         if event:
             events.append(event)
+    if counterfactual:
+        labels[:] = 0
     return out, labels, events

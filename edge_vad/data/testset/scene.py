@@ -103,3 +103,18 @@ def occluder_masks(shape: tuple[int, int]) -> list[tuple[float, np.ndarray]]:
         # The real edges are soft (optics, JPEG); a hard cut would look pasted.
         masks.append((ground * s, cv2.GaussianBlur(mask, (0, 0), 0.8)))
     return masks
+
+
+# Anomalies of appearance and stillness (the "still" clip): each is abnormal for what it is or where it
+# stays, not for how fast it moves.
+STILL_KINDS = ("left_object", "lying_person", "lawn_intruder")
+STILL_DURATIONS = {"left_object": (40, 55), "lying_person": (35, 50), "lawn_intruder": (30, 45)}
+FALL_FRAMES = 4  # a person falling takes about 0.4 s to reach the ground
+
+# Lawns, in native pixels with a margin inside their edges: where "something where nothing ever is" may
+# stand. Nobody walks on them in frames 0-479; people cross the front lawn in frames 480-794, so the spot
+# is chosen at rendering among these, away from every walker of the clip.
+LAWN = ((0, 268), (330, 372), (560, 440), (768, 506), (768, 576), (0, 576))
+UPPER_LAWN = ((90, 142), (380, 140), (560, 132), (560, 118), (330, 106), (90, 128))
+LAWNS = (LAWN, UPPER_LAWN)
+PALETTE_BAGS = [(40, 40, 45), (30, 35, 110), (90, 60, 30), (60, 80, 60), (150, 150, 160), (25, 90, 160)]

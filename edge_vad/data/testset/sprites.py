@@ -187,3 +187,31 @@ def thrown_sprite(px_per_m: float, params: dict, phase: float) -> Sprite:
                    tuple(v * 0.6 for v in color))
         c.shade(1.15, 0.8)
     return c.sprite((0.0, 0.0))
+
+
+def bag_sprite(px_per_m: float, params: dict) -> Sprite:
+    """A bag left standing on the ground: suitcase (upright, with handle), backpack or cardboard box."""
+    color = params["color"]
+    obj = params["object"]
+    if obj == "suitcase":
+        w, h = 0.45, 0.62
+    elif obj == "backpack":
+        w, h = 0.38, 0.48
+    else:
+        w, h = 0.5, 0.38
+    depth = 0.3 * TOP_FACE_RATIO
+    c = Canvas((-0.05, w + 0.05), (-0.02, h + depth + 0.15), px_per_m)
+    lighter = tuple(min(255.0, v * 1.25 + 30) for v in color)
+    c.poly([(0.0, h), (w, h), (w, h + depth), (0.0, h + depth)], lighter)  # top face, lit by the sky
+    if obj == "backpack":
+        c.poly([(0.02, 0.0), (w - 0.02, 0.0), (w, h * 0.8), (w * 0.5, h), (0.0, h * 0.8)], color)
+        c.poly([(0.08, 0.06), (w - 0.08, 0.06), (w - 0.08, 0.22), (0.08, 0.22)], tuple(v * 0.75 for v in color))
+    else:
+        c.poly([(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)], color)
+        c.line((0.02, h * 0.5), (w - 0.02, h * 0.5), 0.015, tuple(v * 0.7 for v in color))  # seam
+    if obj == "suitcase":
+        c.line((w * 0.35, h + depth * 0.5), (w * 0.35, h + depth * 0.5 + 0.1), 0.02, (30, 30, 30))
+        c.line((w * 0.65, h + depth * 0.5), (w * 0.65, h + depth * 0.5 + 0.1), 0.02, (30, 30, 30))
+        c.line((w * 0.35, h + depth * 0.5 + 0.1), (w * 0.65, h + depth * 0.5 + 0.1), 0.025, (30, 30, 30))
+    c.shade()
+    return c.sprite((w / 2, 0.0))
