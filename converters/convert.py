@@ -10,8 +10,6 @@ from pathlib import Path
 
 from converters.accuracy import DEFAULT_AUC_TOLERANCE, auc_gate
 from converters.calib_data import load_calib_frames, stream_samples
-from converters.onnx_export import export_step
-from converters.parity import TOLERANCES, check_parity
 from converters.targets import Target, get_target
 from edge_vad import __version__
 from edge_vad.data.frames import read_frames, video_info
@@ -76,6 +74,7 @@ def _parity(model, tgt: Target, staging: Path, state: list[dict], calibration: d
             precision: str, threads, log, graph_file: str = GRAPH_FILE, fixed_shapes: bool | None = None):
     """The staged graph against PyTorch on real normal frames (``converters.parity``), with the target's verifier:
     the report, that backend (the AUC gate runs on it too), its description and the frames compared on."""
+    from converters.parity import TOLERANCES, check_parity  # torch: imported here, so `import converters` needs none
     backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log, fixed_shapes)
     src, start, stop = _parity_source(info, calib_data)
     stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
@@ -145,6 +144,8 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
     proxy = staging.parent / f".{staging.name}-fp16-proxy.onnx"
     try:
         log(f"exporting {info['model']}/{info['preset']} step graph to ONNX (opset, simplified, dynamic batch)")
+        from converters.onnx_export import export_step
+
         fp32 = staging / "fp32.onnx"
         graph = export_step(model, fp32)
         step = model.step_module()
