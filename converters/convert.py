@@ -250,7 +250,8 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
                   **({"openvino_fixed_shapes": fixed_shapes} if fixed_shapes is not None else {})}
         if not report.passed:
             (staging / VERIFY_FILE).write_text(json.dumps(verify, indent=2))
-            raise EdgeVadError(f"converted model disagrees with PyTorch; bundle refused.\n{report.summary()}")
+            raise EdgeVadError(f"converted model disagrees with PyTorch; bundle refused.\n{report.summary()}\n"
+                               f"{_parity_advice(report, tgt, precision)}")
         auc = None
         if val_video is not None:
             auc = auc_gate(Path(ckpt), Bundle(staging, manifest), backend, Path(val_video), Path(val_labels),
@@ -285,6 +286,25 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
         proxy.unlink(missing_ok=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+# What to try when a conversion misses its parity limits, by precision.
+_PARITY_TRIES = {
+    "int8": "--precision fp16 or fp32, or more --calib-data from the camera (INT8 ranges come from those frames)",
+    "fp16": "--precision fp32",
+    "fp32": "another target (FP32 should match to rounding: this engine computes the graph differently; please "
+            "report it with the line above)",
+}
+
+
+def _parity_advice(report, tgt: Target, precision: str) -> str:
+    t = report.tolerance
+    limits = (f"error rel <= {t['rel_error']:g}, error map <= {t['map']:g}, score delta <= {t['score']:g} sigma"
+              + (f", score corr >= {t['corr']:g}" if "corr" in t else ""))
+    tries = _PARITY_TRIES[precision]
+    if precision == "int8" and tgt.backend == "openvino":
+        tries += ", or --tune-video/--tune-labels (NNCF then keeps in float what the AUC needs)"
+    return f"{tgt.name}/{precision} must stay within: {limits} (converters/parity.py). Try {tries}."
 
 
 def _optional_versions() -> dict:
