@@ -342,6 +342,16 @@ def bench(
         typer.echo(op_profile.table())
 
 
+def _require_source_extras(cfg) -> None:
+    """A source that needs an extra is reported before the daemon starts, not from its capture thread."""
+    from edge_vad.errors import require
+    from edge_vad.runtime.capture.sources import describe_source
+
+    for cam in cfg.cameras:
+        if describe_source(cam.source) == "picamera2":
+            require("picamera2", "picamera", f"camera {cam.name} (source {cam.source})")
+
+
 @app.command()
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="device config (YAML); see firmware_configs/daemon/"),
@@ -367,6 +377,7 @@ def run(
         raise EdgeVadError("give --config DEVICE.yaml, or --bundle and --source for a single camera")
     else:
         cfg = config_from_flags(bundle, source, camera_id, broker, topic_prefix, device_id, state_dir, threads)
+    _require_source_extras(cfg)
     setup_logging(verbose, cfg.log_format)
     daemon = Daemon(cfg)
     summaries = daemon.run()
