@@ -491,28 +491,28 @@ def demo(
 
 
 def _label_types(command) -> None:
-    """Help names what a value is (PATH, INTEGER, ...) instead of typer's ``<str>``; flags show none."""
+    """Recent typer labels values ``<str>``, ``<path>`` and flags ``<bool>``: name them (TEXT, PATH, INTEGER) and
+    leave flags bare, as click does. Parameters without typer's type descriptor (older typer) are left alone."""
     names = {int: "INTEGER", float: "FLOAT", str: "TEXT", Path: "PATH"}
 
-    def label(param) -> str:
-        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    def label(annotation) -> str:
         args = getattr(annotation, "__args__", None)  # list[Path] -> Path
         return names.get(args[0] if args else annotation, "VALUE") + ("..." if args else "")
 
     for param in command.params:
-        if param.metavar is not None:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or param.metavar is not None:
             continue
         if param.param_type_name == "argument":
             param.metavar = param.name.upper()
-            if hasattr(param, "display_type_rich"):  # typer's own type column (recent typer only)
-                param.display_type_rich = lambda ctx, text=label(param): text
+            param.display_type_rich = lambda ctx, text=label(descriptor.annotation): text
         else:
-            param.metavar = "" if getattr(param, "is_flag", False) else label(param)
+            param.metavar = "" if getattr(param, "is_flag", False) else label(descriptor.annotation)
     get_help_option = command.get_help_option
 
     def help_option(ctx):
         option = get_help_option(ctx)
-        if option is not None:
+        if option is not None and hasattr(option, "type_descriptor"):
             option.metavar = ""
         return option
 
@@ -537,10 +537,13 @@ def _command_of(argv: list[str]) -> str:
 
 def main() -> None:
     import typer.main
-    import typer.rich_utils
 
-    if not sys.stdout.isatty() and not typer.rich_utils.MAX_WIDTH:
-        typer.rich_utils.MAX_WIDTH = 120  # piped help (| less, a file) is not cut at rich's 80-column guess
+    try:
+        import typer.rich_utils as rich_help
+    except ImportError:  # typer without rich: click's plain help
+        rich_help = None
+    if rich_help is not None and not sys.stdout.isatty() and not getattr(rich_help, "MAX_WIDTH", None):
+        rich_help.MAX_WIDTH = 120  # piped help (| less, a file) is not cut at rich's 80-column guess
     command = typer.main.get_command(app)
     _label_types(command)
     try:

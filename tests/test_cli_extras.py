@@ -20,18 +20,28 @@ from edge_vad.extras import OPTIONAL_MODULES, install_command
 from helpers import REPO
 
 # Put first on PYTHONPATH: Python imports it at start-up, before the CLI, and every listed module then
-# fails as an absent one does (ModuleNotFoundError with its name).
+# behaves as an absent one: importing it raises ModuleNotFoundError with its name, probing it with
+# importlib.util.find_spec gives None. Each attempted import is noted in EDGE_VAD_TEST_TRIED.
 SITECUSTOMIZE = textwrap.dedent(
     """
-    import importlib.abc, os, sys
+    import importlib.abc, importlib.util, os, sys
 
     BLOCKED = set(filter(None, os.environ.get("EDGE_VAD_TEST_BLOCK", "").split(",")))
+    TRIED = os.environ.get("EDGE_VAD_TEST_TRIED")
+
+    def _blocked(name):
+        return name.split(".")[0] in BLOCKED
 
     class Absent(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
+            if _blocked(name):
+                if TRIED:
+                    with open(TRIED, "a") as f:
+                        f.write(name.split(".")[0] + "\\n")
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
+    _find_spec = importlib.util.find_spec
+    importlib.util.find_spec = lambda name, package=None: None if _blocked(name) else _find_spec(name, package)
     sys.meta_path.insert(0, Absent())
     """
 )
@@ -60,8 +70,9 @@ def blocker(tmp_path_factory):
     return folder
 
 
-def edge_vad(blocker, blocked, *args, timeout=300):
-    env = {**os.environ, "PYTHONPATH": str(blocker), "EDGE_VAD_TEST_BLOCK": ",".join(blocked)}
+def edge_vad(blocker, blocked, *args, tried=None, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(blocker), "EDGE_VAD_TEST_BLOCK": ",".join(blocked),
+           "EDGE_VAD_TEST_TRIED": str(tried or "")}
     return subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -75,10 +86,13 @@ def assert_install_line(proc, extra: str, package: str):
     assert errors[0].endswith(install_command(extra)), errors[0]  # the command ends the line: copy-paste ready
 
 
-def test_the_blocker_makes_a_module_absent(blocker):
-    proc = subprocess.run([sys.executable, "-c", "import torch"], env={**os.environ, "PYTHONPATH": str(blocker),
-                          "EDGE_VAD_TEST_BLOCK": "torch"}, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "ModuleNotFoundError: No module named 'torch'" in proc.stderr
+def test_the_blocker_makes_a_module_absent(blocker, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(blocker), "EDGE_VAD_TEST_BLOCK": "torch",
+           "EDGE_VAD_TEST_TRIED": str(tmp_path / "tried")}
+    probe = "import importlib.util as u; assert u.find_spec('torch') is None and u.find_spec('numpy'); import torch"
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "ModuleNotFoundError: No module named 'torch'" in proc.stderr, proc.stderr
+    assert (tmp_path / "tried").read_text() == "torch\n"
 
 
 def test_install_command_is_the_extras_own_requirements():
@@ -139,10 +153,13 @@ def test_every_command_in_a_runtime_only_install(blocker, tmp_path, mosquitto):
     assert set(cases) == leaf_commands(), "every command needs a case here"
     out = {}
     for name, (args, needs) in cases.items():
-        proc = out[name] = edge_vad(blocker, RUNTIME_ONLY, *args)
+        tried = tmp_path / f"tried-{name.replace(' ', '-')}"
+        proc = out[name] = edge_vad(blocker, RUNTIME_ONLY, *args, tried=tried)
         if needs is None:
             assert proc.returncode == 0, (name, proc.stdout, proc.stderr)
             assert "Traceback" not in proc.stderr, (name, proc.stderr)
+            # Not even tried and caught: a runtime command has no use for torch.
+            assert "torch" not in (tried.read_text().split() if tried.exists() else []), name
         else:
             assert_install_line(proc, *needs)
     assert "door: 60 frames" in out["run"].stdout and "AUC streaming" in out["eval"].stdout  # they really scored
