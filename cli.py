@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from edge_vad import __version__
-from edge_vad.errors import EdgeVadError, MissingDependency
+from edge_vad.errors import EdgeVadError, MissingDependency, require
 
 PROG = "edge-vad"
 app = typer.Typer(
@@ -172,7 +172,6 @@ def convert(
     """Export, quantize, verify against PyTorch on real frames (parity + AUC gate), write a bundle."""
     from converters import convert as run_convert
     from converters.targets import get_target
-    from edge_vad.errors import require
     from edge_vad.profiles import load_profile
     from edge_vad.progress import StageProgress
 
@@ -226,13 +225,11 @@ def build_engine_cmd(
     cache_dir: Optional[Path] = typer.Option(None, help="engine cache (default ~/.cache/edge-vad/tensorrt or $EDGE_VAD_CACHE)"),
 ):
     """Build (or find) this device's TensorRT engine for a bundle; run once on the device."""
-    from edge_vad.errors import require
     from edge_vad.profiles import load_profile
-
-    require("tensorrt", "tensorrt", "edge-vad build-engine")
     from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, find_engine
     from edge_vad.runtime.bundle.loader import load_bundle
 
+    require("tensorrt", "tensorrt", "edge-vad build-engine")  # before the bundle: nothing here works without it
     b = load_bundle(bundle)
     if b.manifest.target.backend != "tensorrt" or not b.manifest.target.build_plan:
         raise EdgeVadError(f"{bundle}: converted for {b.manifest.target.name} ({b.manifest.target.backend}); "
@@ -344,7 +341,6 @@ def bench(
 
 def _require_source_extras(cfg) -> None:
     """A source that needs an extra is reported before the daemon starts, not from its capture thread."""
-    from edge_vad.errors import require
     from edge_vad.runtime.capture.sources import describe_source
 
     for cam in cfg.cameras:
