@@ -87,7 +87,7 @@ class OpProfile:
         dense = DENSE_OPS[self.backend]
         rows = [f"| {op}{' (dense)' if op in dense else ''} | {ms:.3f} | {100 * share:.1f}% | {self.calls[op]:.0f} |"
                 for op, ms, share in self.top(n)]
-        total = f"| all {len(self.ms)} types ({self.backend}, median of {self.runs} calls) | {self.total_ms:.3f} | 100% | " \
+        total = f"| all {len(self.ms)} types ({self.backend}, {self.runs} calls, medians) | {self.total_ms:.3f} | 100% | " \
                 f"{sum(self.calls.values()):.0f} |"
         lines = ["| operator | ms per call | share | kernels per call |", "|---|---:|---:|---:|", *rows, total]
         if self.scaled:
