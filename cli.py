@@ -9,14 +9,58 @@ from typing import List, Optional
 
 import typer
 
-from edge_vad.errors import EdgeVadError
+from edge_vad import __version__
+from edge_vad.errors import EdgeVadError, MissingDependency, require
 
+PROG = "edge-vad"
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Video anomaly detection from research models to cameras.",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+RUN_STATE_DIR = Path("edge-vad-state")  # `run`'s state dir without --config, where bare `status` looks
+
+
+def _print_version(value: bool):
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the version and exit")):
+    """Video anomaly detection from research models to cameras."""
+
+
+def _echo_json(doc) -> None:
+    """``--json``: one JSON document on stdout (logs and progress go to stderr)."""
+    typer.echo(json.dumps(doc, indent=2, default=str))
+
+
+def _frame_range(value: str | None) -> str | None:
+    """``--frames START:STOP``: checked here, before any work, so the message names the flag."""
+    if value is None:
+        return None
+    parts = value.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start, stop = (int(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise EdgeVadError(f"--frames {value!r}: expected START:STOP (frame numbers, STOP exclusive), e.g. 0:480") from None
+    _check_range("--frames {}:{}", start, stop)
+    return value
+
+
+def _check_range(form: str, start: int | None, stop: int | None) -> None:
+    """A frame range's flags as ``form`` writes them ("--frames {}:{}"): not negative, not empty."""
+    shown = form.format("" if start is None else start, "" if stop is None else stop)
+    if (start or 0) < 0 or (stop or 0) < 0:
+        raise EdgeVadError(f"{shown}: frame numbers start at 0")
+    if start is not None and stop is not None and stop <= start:
+        raise EdgeVadError(f"{shown}: the range is empty (STOP is excluded and must be greater than START)"
+                           + (f"; did you mean {form.format(stop, start)}?" if stop < start else ""))
 
 
 def _parse_sets(values: list[str] | None) -> dict:
@@ -33,10 +77,14 @@ def _parse_sets(values: list[str] | None) -> dict:
 
 
 @app.command("models")
-def models_cmd():
+def models_cmd(as_json: bool = typer.Option(False, "--json", help="print one JSON document")):
     """List the registered models and their presets."""
     from edge_vad.models import entries
 
+    if as_json:
+        _echo_json([{"name": e.name, "summary": e.summary, "paper": e.paper, "default_preset": e.default_preset,
+                     "presets": e.presets} for e in entries()])
+        return
     for e in entries():
         # Square models give "size"; non-square ones (hf2vad keeps the camera's aspect) height × width.
         presets = ", ".join(f"{p} ({c['size']}px)" if "size" in c else f"{p} ({c['height']}×{c['width']}px)"
@@ -50,13 +98,14 @@ def train(
     data: Path = typer.Option(..., help="normal training video or image folder"),
     out: Path = typer.Option(..., help="checkpoint directory (resumes if it exists)"),
     preset: str = typer.Option("edge", help="model preset: paper or edge"),
-    frames: Optional[str] = typer.Option(None, help="frame range START:STOP of the training video, e.g. 0:480"),
-    epochs: Optional[int] = typer.Option(None, help="override the preset's epoch count"),
+    frames: Optional[str] = typer.Option(None, metavar="START:STOP", callback=_frame_range,
+                                         help="frame range of the training video, e.g. 0:480"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="override the preset's epoch count"),
     holdout: float = typer.Option(0.25, help="fraction of frames held out (3 blocks spread over the range) to calibrate the score"),
     target_far: float = typer.Option(0.01, help="false-alarm rate the threshold is set for"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a preset option, KEY=VALUE"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="override a preset option"),
     seed: int = 0,
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads"),
 ):
     """Train a model on normal footage; weights in safetensors, config in JSON."""
     from edge_vad.training.trainer import train as run_train
@@ -69,9 +118,9 @@ def train(
 def calibrate(
     ckpt: Path = typer.Argument(..., help="checkpoint directory"),
     data: Optional[Path] = typer.Option(None, help="normal footage (default: the checkpoint's held-out frames)"),
-    frames: Optional[str] = typer.Option(None, help="frame range START:STOP of --data"),
+    frames: Optional[str] = typer.Option(None, metavar="START:STOP", callback=_frame_range, help="frame range of --data"),
     target_far: float = typer.Option(0.01, help="false-alarm rate the threshold is set for"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="change a score_* option, KEY=VALUE (saved)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="change a score_* option (saved)"),
 ):
     """Fit the streaming score and threshold on normal footage (e.g. from the target camera)."""
     from edge_vad.training.trainer import calibrate_checkpoint
@@ -86,7 +135,7 @@ def eval_cmd(
     labels: Path = typer.Option(..., help="per-frame labels (.npy or .txt, 0 normal / 1 anomalous)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     report: Optional[Path] = typer.Option(None, help="write ROC and timeline plots (PNG) here"),
-    threads: Optional[int] = None,
+    threads: Optional[int] = typer.Option(None, min=1),
 ):
     """Frame-level AUC (streaming and offline protocols) and EER on a labelled video."""
     from edge_vad.data.frames import video_info
@@ -108,31 +157,40 @@ def eval_cmd(
 def convert(
     ckpt: Path = typer.Argument(..., help="checkpoint directory from 'edge-vad train'"),
     out: Path = typer.Option(..., help="bundle directory to write"),
-    target: Optional[str] = typer.Option(None, help="deployment target: cpu, cuda, cuda-trt, openvino-cpu/gpu/npu, jetson, tensorrt (default: the profile's, else cpu)"),
-    precision: Optional[str] = typer.Option(None, help="fp32, fp16, int8, or bf16 on openvino-cpu where the CPU has native bf16 (default: the profile's, else the target's first)"),
+    target: Optional[str] = typer.Option(None, metavar="TARGET", help="deployment target: cpu, cuda, cuda-trt, openvino-cpu/gpu/npu, jetson, tensorrt (default: the profile's, else cpu)"),
+    precision: Optional[str] = typer.Option(None, metavar="fp32|fp16|int8|bf16", help="bf16 on openvino-cpu where the CPU has native bf16; default: the profile's, else the target's first"),
     profile: Optional[str] = typer.Option(None, help="device profile name or YAML (see 'edge-vad profiles list')"),
     calib_data: Optional[Path] = typer.Option(None, help="normal footage (video or image folder) to calibrate INT8 and verify on"),
     val_video: Optional[Path] = typer.Option(None, help="labelled test video for the AUC gate"),
     val_labels: Optional[Path] = typer.Option(None, help="per-frame labels of --val-video (.npy or .txt)"),
     auc_tolerance: float = typer.Option(0.01, help="largest AUC drop vs PyTorch that passes the gate"),
-    accept_accuracy_drop: bool = typer.Option(False, help="keep the bundle even when the AUC drop exceeds the tolerance"),
+    accept_accuracy_drop: bool = typer.Option(False, "--accept-accuracy-drop", help="keep the bundle even when the AUC drop exceeds the tolerance"),
     tune_video: Optional[Path] = typer.Option(None, help="labelled footage for NNCF's AUC-driven accuracy control (OpenVINO INT8); keep it apart from --val-video so the gate stays independent"),
     tune_labels: Optional[Path] = typer.Option(None, help="per-frame labels of --tune-video (.npy or .txt)"),
-    int8_weights: str = typer.Option("auto", help="INT8 weight range: auto (what this machine's CPU takes: 7-bit without VNNI, 8-bit with it), 7-bit or 8-bit (for a device whose CPU differs from this one's)"),
-    threads: Optional[int] = None,
+    int8_weights: str = typer.Option("auto", metavar="auto|7-bit|8-bit", help="INT8 weight range: auto (what this machine's CPU takes: 7-bit without VNNI, 8-bit with it), or forced for a device whose CPU differs from this one's"),
+    threads: Optional[int] = typer.Option(None, min=1),
 ):
     """Export, quantize, verify against PyTorch on real frames (parity + AUC gate), write a bundle."""
     from converters import convert as run_convert
+    from converters.targets import get_target
     from edge_vad.profiles import load_profile
+    from edge_vad.progress import StageProgress
 
     prof = load_profile(profile) if profile else None
     target = target or (prof.target if prof else "cpu")
     if prof and target == prof.target:
         precision = precision or prof.precision
-    run_convert(ckpt, target, out, precision=precision, calib_data=calib_data, threads=threads or (prof.threads if prof else None),
-                val_video=val_video, val_labels=val_labels, auc_tolerance=auc_tolerance,
-                accept_accuracy_drop=accept_accuracy_drop, profile=prof, tune_video=tune_video, tune_labels=tune_labels,
-                int8_weights=int8_weights)
+    tgt, resolved = get_target(target, precision)
+    if tgt.backend == "openvino":  # before minutes of export: the conversion itself needs OpenVINO (and NNCF)
+        require("openvino", "openvino", f"edge-vad convert --target {tgt.name}")
+        if resolved == "int8":
+            require("nncf", "openvino", f"edge-vad convert --target {tgt.name} --precision int8")
+    with StageProgress("convert") as progress:
+        run_convert(ckpt, target, out, precision=precision, calib_data=calib_data,
+                    threads=threads or (prof.threads if prof else None), val_video=val_video, val_labels=val_labels,
+                    auc_tolerance=auc_tolerance, accept_accuracy_drop=accept_accuracy_drop, profile=prof,
+                    tune_video=tune_video, tune_labels=tune_labels, int8_weights=int8_weights,
+                    log=progress.stage)
 
 
 profiles_app = typer.Typer(help="Device profiles (profiles/*.yaml).", no_args_is_help=True)
@@ -140,13 +198,16 @@ app.add_typer(profiles_app, name="profiles")
 
 
 @profiles_app.command("list")
-def profiles_list():
+def profiles_list(as_json: bool = typer.Option(False, "--json", help="print one JSON document (every field)")):
     """List the built-in device profiles."""
     from edge_vad.profiles import list_profiles, load_profile
 
-    for name in list_profiles():
-        p = load_profile(name)
-        typer.echo(f"{name:18s} {p.target:13s} {p.precision:5s} {p.description}")
+    profiles = [load_profile(name) for name in list_profiles()]
+    if as_json:
+        _echo_json([p.model_dump() for p in profiles])
+        return
+    for p in profiles:
+        typer.echo(f"{p.name:18s} {p.target:13s} {p.precision:5s} {p.description}")
 
 
 @profiles_app.command("show")
@@ -170,6 +231,7 @@ def build_engine_cmd(
     from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, find_engine
     from edge_vad.runtime.bundle.loader import load_bundle
 
+    require("tensorrt", "tensorrt", "edge-vad build-engine")  # before the bundle: nothing here works without it
     b = load_bundle(bundle)
     if b.manifest.target.backend != "tensorrt" or not b.manifest.target.build_plan:
         raise EdgeVadError(f"{bundle}: converted for {b.manifest.target.name} ({b.manifest.target.backend}); "
@@ -206,10 +268,11 @@ def bench(
     val_labels: Optional[Path] = typer.Option(None, help="labels of --val-video"),
     calib_data: Optional[Path] = typer.Option(None, help="normal footage for INT8 calibration"),
     out: Path = typer.Option(Path("bench-bundles"), help="where the converted bundles go"),
-    frames: int = typer.Option(60, help="frames timed per target (--speed: per path, after warm-up)"),
-    threads: Optional[int] = typer.Option(None, help="threads for every engine (default: the engine's; --speed: 2)"),
+    frames: int = typer.Option(60, min=1, help="frames timed per target (--speed: per path, after warm-up)"),
+    threads: Optional[int] = typer.Option(None, min=1, help="threads for every engine (default: the engine's; --speed: 2)"),
     ops: bool = typer.Option(False, "--ops", help="with a bundle: also print where its model call's time goes, "
                                                   "operator by operator (the engine's own profiler)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document (rows, and the operator profile)"),
 ):
     """Convert to every target available on this machine; print target | precision | status | size | AUC | ms | FPS."""
     from edge_vad.benchmarking.bench import Row, bench as run_bench, format_table, time_bundle
@@ -223,7 +286,12 @@ def bench(
                                "(its report has the operator profile already)")
         report = run_speed(model, target, threads or 2, frames, val_video or calib_data, out_dir=out,
                            log=lambda m: typer.echo(m, err=True))
-        typer.echo(report.format())
+        if as_json:
+            import dataclasses
+
+            _echo_json(dataclasses.asdict(report))
+        else:
+            typer.echo(report.format())
         return
     if len(model) != 1:
         raise EdgeVadError(f"bench takes one checkpoint or bundle (got {len(model)}); several only with --speed")
@@ -231,6 +299,7 @@ def bench(
     if ops and not (model / MANIFEST).exists():
         raise EdgeVadError(f"{model}: --ops profiles a bundle; convert the checkpoint first ('edge-vad convert') "
                            "or use 'edge-vad bench --speed', whose report has the profile of every target")
+    op_profile = None
     if (model / MANIFEST).exists():
         from edge_vad.runtime.bundle.loader import load_bundle
 
@@ -251,12 +320,11 @@ def bench(
         if ops:
             from edge_vad.benchmarking.op_profile import OpProfile
 
-            typer.echo(format_table(rows))
             if "error" in profile_ops:
+                if not as_json:
+                    typer.echo(format_table(rows))
                 raise EdgeVadError(f"{model}: operator profile failed ({profile_ops['error']})")
-            typer.echo("\nWhere the model call's time goes (the engine's own profiler, the same frames replayed):")
-            typer.echo(OpProfile.from_dict(profile_ops).table())
-            return
+            op_profile = OpProfile.from_dict(profile_ops)
     else:
         if profile:
             from edge_vad.profiles import load_profile
@@ -264,7 +332,22 @@ def bench(
             p = load_profile(profile)
             target, precision, threads = [p.target], [p.precision], threads or p.threads
         rows = run_bench(model, out, target, precision, val_video, val_labels, calib_data, threads, frames, log=lambda *a: None)
+    if as_json:
+        _echo_json({"rows": [r.to_dict() for r in rows], **({"ops": op_profile.to_dict()} if op_profile else {})})
+        return
     typer.echo(format_table(rows))
+    if op_profile:
+        typer.echo("\nWhere the model call's time goes (the engine's own profiler, the same frames replayed):")
+        typer.echo(op_profile.table())
+
+
+def _require_source_extras(cfg) -> None:
+    """A source that needs an extra is reported before the daemon starts, not from its capture thread."""
+    from edge_vad.runtime.capture.sources import describe_source
+
+    for cam in cfg.cameras:
+        if describe_source(cam.source) == "picamera2":
+            require("picamera2", "picamera", f"camera {cam.name} (source {cam.source})")
 
 
 @app.command()
@@ -276,7 +359,7 @@ def run(
     broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker URL"),
     topic_prefix: str = typer.Option("edge-vad", help="topic prefix"),
     device_id: Optional[str] = typer.Option(None, help="device name in topics (default: hostname)"),
-    state_dir: Path = typer.Option(Path("edge-vad-state"), help="outbox, state snapshots and stats (no --config)"),
+    state_dir: Path = typer.Option(RUN_STATE_DIR, help="outbox, state snapshots and stats (no --config)"),
     threads: Optional[int] = None,
     verbose: bool = False,
 ):
@@ -292,6 +375,7 @@ def run(
         raise EdgeVadError("give --config DEVICE.yaml, or --bundle and --source for a single camera")
     else:
         cfg = config_from_flags(bundle, source, camera_id, broker, topic_prefix, device_id, state_dir, threads)
+    _require_source_extras(cfg)
     setup_logging(verbose, cfg.log_format)
     daemon = Daemon(cfg)
     summaries = daemon.run()
@@ -309,11 +393,26 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("validate")
-def config_validate(file: Path = typer.Argument(..., help="device config (YAML)")):
+def config_validate(file: Path = typer.Argument(..., help="device config (YAML)"),
+                    as_json: bool = typer.Option(False, "--json", help="print one JSON document: ok, errors, cameras")):
     """Check a device config: every error with its YAML line and camera; bundles and profiles too."""
     from edge_vad.runtime.daemon.config import validate_file
 
-    cfg = validate_file(file)
+    try:
+        cfg = validate_file(file)
+    except EdgeVadError as exc:
+        if not as_json:
+            raise
+        # "FILE: N error(s)" then one indented line per error; a single problem is the whole message.
+        lines = str(exc).splitlines()
+        _echo_json({"file": str(file), "ok": False,
+                    "errors": [line.strip() for line in lines[1:] if line.startswith("  ")] or [str(exc)]})
+        raise typer.Exit(2)
+    if as_json:
+        _echo_json({"file": str(file), "ok": True, "device_id": cfg.device_id,
+                    "cameras": [{"name": c.name, "source": c.source, "bundle": str(c.bundle), "profile": c.profile}
+                                for c in cfg.cameras]})
+        return
     typer.echo(f"{file}: OK (device {cfg.device_id}, {len(cfg.cameras)} camera(s): "
                f"{', '.join(c.name for c in cfg.cameras)})")
 
@@ -321,7 +420,8 @@ def config_validate(file: Path = typer.Argument(..., help="device config (YAML)"
 @app.command()
 def status(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="device config: read its state dir"),
-    state_dir: Optional[Path] = typer.Option(None, help="the daemon's state dir"),
+    state_dir: Optional[Path] = typer.Option(None, help=f"the daemon's state dir (default: {RUN_STATE_DIR}, "
+                                                        "where 'edge-vad run' keeps it without --config)"),
     broker: Optional[str] = typer.Option(None, help="read the retained stats from this broker instead"),
     device: Optional[str] = typer.Option(None, help="device id (with --broker)"),
     topic_prefix: str = typer.Option("edge-vad", help="topic prefix (with --broker)"),
@@ -330,6 +430,8 @@ def status(
     """Show what a daemon is doing: fps, skips, latency, outbox depth, broker and camera state."""
     from edge_vad.runtime.daemon.status import format_status, read_stats
 
+    if config is None and state_dir is None and broker is None:
+        state_dir = RUN_STATE_DIR
     stats = read_stats(config=config, state_dir=state_dir, broker=broker, device=device, prefix=topic_prefix)
     typer.echo(json.dumps(stats, indent=2) if as_json else format_status(stats))
 
@@ -340,15 +442,18 @@ def listen(
     topic_prefix: str = typer.Option("edge-vad", help="topic prefix"),
     device: str = typer.Option("+", help="device to follow (+ for all)"),
     camera: str = typer.Option("+", help="camera to follow (+ for all)"),
-    count: Optional[int] = typer.Option(None, help="exit after this many events"),
-    timeout: Optional[float] = typer.Option(None, help="exit after this many seconds"),
+    count: Optional[int] = typer.Option(None, min=1, help="exit after this many events"),
+    timeout: Optional[float] = typer.Option(None, min=0, help="exit after this many seconds"),
     snapshots: Optional[Path] = typer.Option(None, help="save event snapshots (JPEG) into this folder"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON document per line: each event as published"),
 ):
     """Print alerts as they arrive (duplicates dropped by message id); optionally save their snapshots."""
     from edge_vad.runtime.alerts.listen import listen as run_listen
 
+    # A stream has no end to wait for, so --json is JSON Lines: one event object per line, as it arrives.
     run_listen(broker, prefix=topic_prefix, device=device, camera=camera, max_events=count, timeout=timeout,
-               snapshot_dir=snapshots)
+               snapshot_dir=snapshots, out=None if as_json else sys.stdout,
+               on_event=(lambda event: typer.echo(json.dumps(event))) if as_json else None)
 
 
 @app.command("make-testset")
@@ -358,13 +463,14 @@ def make_testset_cmd(
     start: int = typer.Option(480, help="first frame (frames before 480 are training data)"),
     stop: int = typer.Option(795, help="end frame (exclusive)"),
     seed: int = 0,
-    validation: bool = typer.Option(False, help="cut a validation set from the training range instead (e.g. --start 0 --stop 480 --seed 1)"),
+    validation: bool = typer.Option(False, "--validation", help="cut a validation set from the training range instead (e.g. --start 0 --stop 480 --seed 1)"),
     parts: str = typer.Option("moving,still,soak", help="what to build: moving (fast movers + counterfactual), still (appearance and stillness), soak (normal footage with a camera's changes)"),
     soak_minutes: float = typer.Option(10.0, help="length of the randomized normal soak stream (0: none)"),
 ):
     """Build the labelled test set from vtest frames 480–794: anomalies, their counterfactuals, normal soak."""
     from edge_vad.data.testset import make_testset
 
+    _check_range("--start {} --stop {}", start, stop)
     paths = make_testset(video, out, start=start, stop=stop, seed=seed, validation=validation,
                          parts=tuple(p.strip() for p in parts.split(",") if p.strip()), soak_minutes=soak_minutes,
                          progress=lambda message: typer.echo(f"building {message}", err=True))
@@ -378,7 +484,7 @@ def demo(
     model: str = typer.Option("hf2vad", help="model whose shipped edge bundle to run"),
     broker: Optional[str] = typer.Option(None, help="MQTT broker URL (default: an embedded broker)"),
     out: Path = typer.Option(Path("edge-vad-demo"), help="where the report goes"),
-    threads: Optional[int] = None,
+    threads: Optional[int] = typer.Option(None, min=1),
 ):
     """The whole path on embedded defaults: clip → model → events over MQTT → report."""
     from edge_vad.demo import run_demo
@@ -386,11 +492,76 @@ def demo(
     run_demo(model, broker, out, threads=threads)
 
 
+def _label_types(command) -> None:
+    """Recent typer labels values ``<str>``, ``<path>`` and flags ``<bool>``: name them (TEXT, PATH, INTEGER) and
+    leave flags bare, as click does. Parameters without typer's type descriptor (older typer) are left alone."""
+    names = {int: "INTEGER", float: "FLOAT", str: "TEXT", Path: "PATH"}
+
+    def label(annotation) -> str:
+        args = getattr(annotation, "__args__", None)  # list[Path] -> Path
+        return names.get(args[0] if args else annotation, "VALUE") + ("..." if args else "")
+
+    for param in command.params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+            param.display_type_rich = lambda ctx, text=label(descriptor.annotation): text
+        else:
+            param.metavar = "" if getattr(param, "is_flag", False) else label(descriptor.annotation)
+    get_help_option = command.get_help_option
+
+    def help_option(ctx):
+        option = get_help_option(ctx)
+        if option is not None and hasattr(option, "type_descriptor"):
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _label_types(sub)
+
+
+def _command_of(argv: list[str]) -> str:
+    """'edge-vad profiles list' from the command line, for messages about the command."""
+    import typer.main
+
+    words, group = [PROG], typer.main.get_command(app)
+    for arg in argv:
+        sub = getattr(group, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        group = sub
+    return " ".join(words)
+
+
 def main() -> None:
+    import typer.main
+
     try:
-        app()
+        import typer.rich_utils as rich_help
+    except ImportError:  # typer without rich: click's plain help
+        rich_help = None
+    if rich_help is not None and not sys.stdout.isatty() and not getattr(rich_help, "MAX_WIDTH", None):
+        rich_help.MAX_WIDTH = 120  # piped help (| less, a file) is not cut at rich's 80-column guess
+    command = typer.main.get_command(app)
+    _label_types(command)
+    try:
+        command(prog_name=PROG)
     except EdgeVadError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except ImportError as exc:
+        # An optional extra that is not installed, wherever its import happens: one line, the install command.
+        from edge_vad.extras import extra_of
+
+        extra = extra_of(exc.name)
+        if extra is None:
+            raise
+        missing = MissingDependency(exc.name.split(".")[0], extra, _command_of(sys.argv[1:]))
+        typer.secho(f"error: {missing}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -10,8 +10,6 @@ from pathlib import Path
 
 from converters.accuracy import DEFAULT_AUC_TOLERANCE, auc_gate
 from converters.calib_data import load_calib_frames, stream_samples
-from converters.onnx_export import export_step
-from converters.parity import TOLERANCES, check_parity
 from converters.targets import Target, get_target
 from edge_vad import __version__
 from edge_vad.data.frames import read_frames, video_info
@@ -77,6 +75,7 @@ def _parity(model, tgt: Target, staging: Path, state: list[dict], calibration: d
             precision: str, threads, log, graph_file: str = GRAPH_FILE, fixed_shapes: bool | None = None):
     """The staged graph against PyTorch on real normal frames (``converters.parity``), with the target's verifier:
     the report, that backend (the AUC gate runs on it too), its description and the frames compared on."""
+    from converters.parity import TOLERANCES, check_parity  # torch: imported here, so `import converters` needs none
     backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log, fixed_shapes)
     src, start, stop = _parity_source(info, calib_data)
     stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
@@ -164,6 +163,8 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
     proxy = staging.parent / f".{staging.name}-fp16-proxy.onnx"
     try:
         log(f"exporting {info['model']}/{info['preset']} step graph to ONNX (opset, simplified, dynamic batch)")
+        from converters.onnx_export import export_step
+
         fp32 = staging / "fp32.onnx"
         graph = export_step(model, fp32)
         step = model.step_module()
@@ -276,7 +277,8 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
                   **({"openvino_fixed_shapes": fixed_shapes} if fixed_shapes is not None else {})}
         if not report.passed:
             (staging / VERIFY_FILE).write_text(json.dumps(verify, indent=2))
-            raise EdgeVadError(f"converted model disagrees with PyTorch; bundle refused.\n{report.summary()}")
+            raise EdgeVadError(f"converted model disagrees with PyTorch; bundle refused.\n{report.summary()}\n"
+                               f"{_parity_advice(report, tgt, precision)}")
         auc = None
         if val_video is not None:
             auc = auc_gate(Path(ckpt), Bundle(staging, manifest), backend, Path(val_video), Path(val_labels),
@@ -311,6 +313,25 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
         proxy.unlink(missing_ok=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+# What to try when a conversion misses its parity limits, by precision.
+_PARITY_TRIES = {
+    "int8": "--precision fp16 or fp32, or more --calib-data from the camera (INT8 ranges come from those frames)",
+    "fp16": "--precision fp32",
+    "fp32": "another target (FP32 should match to rounding: this engine computes the graph differently; please "
+            "report it with the line above)",
+}
+
+
+def _parity_advice(report, tgt: Target, precision: str) -> str:
+    t = report.tolerance
+    limits = (f"error rel <= {t['rel_error']:g}, error map <= {t['map']:g}, score delta <= {t['score']:g} sigma"
+              + (f", score corr >= {t['corr']:g}" if "corr" in t else ""))
+    tries = _PARITY_TRIES[precision]
+    if precision == "int8" and tgt.backend == "openvino":
+        tries += ", or --tune-video/--tune-labels (NNCF then keeps in float what the AUC needs)"
+    return f"{tgt.name}/{precision} must stay within: {limits} (converters/parity.py). Try {tries}."
 
 
 def _optional_versions() -> dict:

@@ -9,8 +9,9 @@ from pathlib import Path
 from edge_vad.errors import EdgeVadError
 from edge_vad.profiles import load_profile, profile_path
 from edge_vad.runtime.bundle.loader import load_bundle
+from edge_vad.shipped import shipped_dir
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware_configs"
+FIRMWARE_DIR = shipped_dir("firmware_configs")
 EXTRAS = {"onnxruntime": "", "openvino": "[openvino]", "tensorrt": "[tensorrt]"}
 
 INSTALL = """#!/bin/sh

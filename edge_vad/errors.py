@@ -16,12 +16,13 @@ class MissingDependency(EdgeVadError):
     """An optional extra is not installed; the message carries the install command."""
 
     def __init__(self, package: str, extra: str, purpose: str):
+        from edge_vad.extras import install_command
+
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{purpose} needs the '{package}' package, which is not installed.\n"
-            f"Install it with:  pip install 'edge-vad[{extra}]'"
-        )
+        # One line: it is what a user on a device copies into their shell.
+        super().__init__(f"{purpose} needs {package}, which is not installed (the '{extra}' extra): "
+                         f"{install_command(extra)}")
 
 
 def require(module: str, extra: str, purpose: str, package: str | None = None):

@@ -2,8 +2,9 @@
 
 Validated strictly (unknown keys rejected, errors name the file and the field)
 so a typo in a profile fails at `convert`/`package` time, not on the device.
-Built-in profiles live in the repository's ``profiles/`` folder; a user can
-pass the path of their own YAML anywhere a profile name is accepted.
+Built-in profiles live in the repository's ``profiles/`` folder (a wheel carries a
+copy: ``edge_vad.shipped``); a user can pass the path of their own YAML anywhere a
+profile name is accepted.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_vad.errors import EdgeVadError
+from edge_vad.shipped import shipped_dir
 
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
+PROFILES_DIR = shipped_dir("profiles")
 
 
 class _Strict(BaseModel):

@@ -498,7 +498,7 @@ def test_missing_backend_package_names_the_install_command(trained, tmp_path_fac
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("tensorrt is installed here")
     out, _ = _convert(trained, "jetson", "fp16", tmp_path_factory)
-    with pytest.raises(MissingDependency, match=r"pip install 'edge-vad\[tensorrt\]'"):
+    with pytest.raises(MissingDependency, match=r"the 'tensorrt' extra\): pip install 'tensorrt"):
         CameraStream(load_bundle(out))
 
 

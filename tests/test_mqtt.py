@@ -316,5 +316,5 @@ def test_embedded_broker_without_amqtt_names_the_extra(monkeypatch):
     from edge_vad.runtime.alerts.broker import EmbeddedBroker
 
     monkeypatch.setitem(sys.modules, "amqtt.broker", None)
-    with pytest.raises(MissingDependency, match=r"edge-vad\[demo\]"):
+    with pytest.raises(MissingDependency, match=r"the 'demo' extra\): pip install 'amqtt"):
         EmbeddedBroker().start()

@@ -7,7 +7,7 @@ runtime's own CameraStream, after warm-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from converters.targets import TARGETS
@@ -26,6 +26,9 @@ class Row:
     @property
     def fps(self) -> float | None:
         return 1000.0 / self.ms if self.ms else None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "fps": self.fps}
 
 
 def time_bundle(bundle_dir: Path, video: Path, frames: int = 60, threads: int | None = None,

@@ -173,11 +173,11 @@ def runtime(a: dict) -> dict:
             core.append(timed.last)
     summary = _summary(total, core)  # peak memory read here: the profiling pass below is not the runtime's
     if a.get("ops"):
-        summary["ops"] = _op_profile(bundle, stream, timed, frames(), skip, a["threads"])
+        summary["ops"] = _op_profile(bundle, stream, timed, frames(), skip, a["threads"], summary["core_ms"])
     return summary
 
 
-def _op_profile(bundle, stream, timed, frames, skip, threads) -> dict:
+def _op_profile(bundle, stream, timed, frames, skip, threads, call_ms) -> dict:
     """The same frames again, untimed, their model inputs kept and replayed under the engine's profiler."""
     from edge_vad.benchmarking.op_profile import profile_ops
 
@@ -188,7 +188,7 @@ def _op_profile(bundle, stream, timed, frames, skip, threads) -> dict:
         stream.step(frame)
     timed.record = None
     try:
-        return profile_ops(bundle, feeds, threads).to_dict()
+        return profile_ops(bundle, feeds, threads, call_ms).to_dict()
     except Exception as exc:  # a profiler that fails costs the table's row, not the timing
         return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.capture.motion_gate import MotionGateSettings
@@ -27,6 +27,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _files_checked(info: ValidationInfo) -> bool:
+    """False while `config validate` parses: it checks files with the bundles, so one run lists every problem."""
+    return (info.context or {}).get("check_files", True)
+
+
+# Files the broker section names: (section, key), checked to exist.
+BROKER_FILES = (("tls", "ca_file"), ("tls", "cert_file"), ("tls", "key_file"), (None, "password_file"))
+
+
 class TlsConfig(_Strict):
     ca_file: Path | None = None  # None: the system's trusted CAs
     cert_file: Path | None = None  # client certificate (mutual TLS)
@@ -34,12 +43,12 @@ class TlsConfig(_Strict):
     insecure: bool = False  # skip host name verification (self-signed lab brokers only)
 
     @model_validator(mode="after")
-    def _pair(self):
+    def _pair(self, info: ValidationInfo):
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (client certificate and its key)")
         for name in ("ca_file", "cert_file", "key_file"):
             path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
+            if path is not None and not Path(path).is_file() and _files_checked(info):
                 raise ValueError(f"{name} {path}: no such file")
         return self
 
@@ -61,12 +70,12 @@ class BrokerConfig(_Strict):
     _password: SecretStr | None = PrivateAttr(None)
 
     @model_validator(mode="after")
-    def _password_source(self):
+    def _password_source(self, info: ValidationInfo):
         if self.password_file is not None and self.password_env is not None:
             raise ValueError("give password_file or password_env, not both")
         if (self.password_file or self.password_env) and not self.username:
             raise ValueError("a password needs a username")
-        if self.password_file is not None and not Path(self.password_file).is_file():
+        if self.password_file is not None and not Path(self.password_file).is_file() and _files_checked(info):
             raise ValueError(f"password_file {self.password_file}: no such file")
         return self
 
@@ -261,7 +270,7 @@ def format_errors(path: Path, text: str, exc: ValidationError, data) -> list[str
     return out
 
 
-def parse_config(text: str, path: Path | str = "<config>") -> DeviceConfig:
+def parse_config(text: str, path: Path | str = "<config>", check_files: bool = True) -> DeviceConfig:
     path = Path(path)
     try:
         data = yaml.safe_load(text)
@@ -272,7 +281,7 @@ def parse_config(text: str, path: Path | str = "<config>") -> DeviceConfig:
     if not isinstance(data, dict):
         raise EdgeVadError(f"{path}:1: expected a mapping with device_id, broker, cameras, ...")
     try:
-        config = DeviceConfig.model_validate(data)
+        config = DeviceConfig.model_validate(data, context={"check_files": check_files})
     except ValidationError as exc:
         lines = format_errors(path, text, exc, data)
         raise EdgeVadError(f"{path}: {len(lines)} error(s)\n" + "\n".join("  " + s for s in lines)) from None
@@ -290,11 +299,11 @@ def parse_config(text: str, path: Path | str = "<config>") -> DeviceConfig:
     return config
 
 
-def load_config(path: str | Path) -> DeviceConfig:
+def load_config(path: str | Path, check_files: bool = True) -> DeviceConfig:
     path = Path(path)
     if not path.is_file():
         raise EdgeVadError(f"{path}: no such config file")
-    return parse_config(path.read_text(), path)
+    return parse_config(path.read_text(), path, check_files)
 
 
 def resolve_profile(name: str | None) -> dict:
@@ -339,6 +348,14 @@ def check_resources(config: DeviceConfig, path: Path | str = "<config>", text: s
         return f"{path}{line}: cameras[{i}].{key} (camera {config.cameras[i].name!r})"
 
     problems = []
+    for section, key in BROKER_FILES:
+        owner = getattr(config.broker, section) if section else config.broker
+        file = getattr(owner, key, None) if owner is not None else None
+        if file is not None and not Path(file).is_file():
+            loc = ("broker", section, key) if section else ("broker", key)
+            node = _key_node(root, loc) if root is not None else None
+            line = f":{node.start_mark.line + 1}" if node is not None else ""
+            problems.append(f"{path}{line}: {'.'.join(loc)}: {file}: no such file")
     seen: dict[Path, str | None] = {}
     for i, cam in enumerate(config.cameras):
         bundle = Path(cam.bundle)
@@ -367,7 +384,7 @@ def check_resources(config: DeviceConfig, path: Path | str = "<config>", text: s
 def validate_file(path: str | Path) -> DeviceConfig:
     """Parse and check a device config; one EdgeVadError listing every problem."""
     path = Path(path)
-    config = load_config(path)
+    config = load_config(path, check_files=False)  # missing files are listed with the rest, below
     problems = check_resources(config, path, path.read_text())
     if problems:
         raise EdgeVadError(f"{path}: {len(problems)} error(s)\n" + "\n".join("  " + p for p in problems))
