@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from edge_vad.errors import EdgeVadError
+from edge_vad.runtime.daemon import exit_codes
 
 app = typer.Typer(
     add_completion=False,
@@ -265,7 +266,7 @@ def bench(
     typer.echo(format_table(rows))
 
 
-@app.command()
+@app.command(epilog=exit_codes.HELP)
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="device config (YAML); see firmware_configs/daemon/"),
     bundle: Optional[Path] = typer.Option(None, help="bundle directory from 'edge-vad convert' (one camera, no --config)"),
@@ -297,9 +298,10 @@ def run(
         starts = sum(e["type"] == "start" for e in summary.events)
         typer.echo(f"{name}: {summary.frames} frames at {summary.fps:.1f} fps, {starts} events, "
                    f"{len(summary.events)} messages")
-    waiting = daemon.outbox_depth_at_exit
-    typer.echo("all messages acknowledged by the broker" if not waiting else
-               f"{waiting} message(s) not yet acknowledged; they are kept in {cfg.state.dir} for the next run")
+    code, lines = daemon.outcome()
+    for line in lines:
+        typer.echo(line, err=code != exit_codes.OK)
+    raise typer.Exit(code)
 
 
 config_app = typer.Typer(help="Device configuration files.", no_args_is_help=True)
@@ -309,9 +311,11 @@ app.add_typer(config_app, name="config")
 @config_app.command("validate")
 def config_validate(file: Path = typer.Argument(..., help="device config (YAML)")):
     """Check a device config: every error with its YAML line and camera; bundles and profiles too."""
-    from edge_vad.runtime.daemon.config import validate_file
+    from edge_vad.runtime.daemon.config import config_warnings, validate_file
 
     cfg = validate_file(file)
+    for warning in config_warnings(cfg):
+        typer.secho(f"warning: {file}: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{file}: OK (device {cfg.device_id}, {len(cfg.cameras)} camera(s): "
                f"{', '.join(c.name for c in cfg.cameras)})")
 
@@ -385,7 +389,7 @@ def main() -> None:
         app()
     except EdgeVadError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", exit_codes.USAGE))
     except KeyboardInterrupt:
         sys.exit(130)
 

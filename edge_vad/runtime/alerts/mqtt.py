@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import ssl
 import threading
 import time
@@ -74,6 +75,10 @@ def parse_broker_url(url: str) -> BrokerAddress:
     if not isinstance(url, str) or not url.strip():
         raise EdgeVadError(f"invalid MQTT broker URL {url!r}: expected mqtt://host:port")
     text = url.strip()
+    typo = re.match(r"^([A-Za-z]+)(//|:/(?!/))", text)
+    if typo and typo.group(1).lower() in _SCHEMES:
+        raise EdgeVadError(f"invalid MQTT broker URL {url!r}: write '{typo.group(1)}://' (colon and two slashes), "
+                           f"e.g. {typo.group(1)}://{text[typo.end():] or 'HOST'}")
     if "://" not in text:
         text = "mqtt://" + text
     try:
