@@ -33,15 +33,20 @@ def state_mismatch(manifest: Manifest) -> str | None:
 
 
 def probe(stream) -> None:
-    """Score one blank frame on ``stream`` from zero state, then forget it; BundleInvalid if that fails."""
+    """Score blank frames on ``stream`` from zero state until the first score (the warm-up frames
+    skip the error outputs), then forget them; BundleInvalid if that fails."""
     m = stream.bundle.manifest
     why = state_mismatch(m)
     if why is None:
+        blank = np.zeros((m.input.height, m.input.width, 3), np.uint8)
+        gate, stream.gate = stream.gate, None  # the motion gate would answer still frames itself
         try:
-            stream.step(np.zeros((m.input.height, m.input.width, 3), np.uint8))
+            for _ in range(m.warmup_frames + 1):
+                stream.step(blank)
         except Exception as exc:  # noqa: BLE001 - whatever the engine raises, the bundle is unusable
             why = f"the model step fails on a blank frame ({_first_line(exc)})"
         finally:
+            stream.gate = gate
             stream.reset()
     if why:
         raise BundleInvalid(f"bundle {stream.bundle.root} cannot score frames: {why}; convert the model "

@@ -367,7 +367,8 @@ class Daemon:
             try:
                 image = cam.crop(frame.image)
             except EdgeVadError as exc:
-                log.error("%s", exc)
+                if self._first(("crop", cam.name, str(exc))):
+                    log.error("%s; such frames are counted as corrupt, logged once", exc)
                 cam.capture.counters.corrupt += 1
                 continue
             groups.setdefault(id(cam.stream.backend), []).append((cam, frame, image))
