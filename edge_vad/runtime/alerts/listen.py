@@ -73,10 +73,10 @@ def format_event(event: dict) -> str:
     for ``end`` (a backlog re-sent after an outage arrives late, so arrival
     time would mislead).
     """
-    kind = printable(event.get("type", "?"), 12)
+    kind = str(event.get("type", "?"))
     when = printable(event.get("end_time") if kind == "end" else event.get("start_time"), 40)
     where = f"{printable(event.get('device') or '?', 64)}/{printable(event.get('camera') or '?', 64)}"
-    line = (f"{when or '-':<24}  {where:<24}  {kind.upper():<6}  score {_fmt_score(event.get('score'))}"
+    line = (f"{when or '-':<24}  {where:<24}  {printable(kind.upper(), 12):<6}  score {_fmt_score(event.get('score'))}"
             f"  peak {_fmt_score(event.get('peak_score'))}  frame {printable(event.get('frame_index', '-'), 20)}"
             f"  id {printable(event.get('id', '?'), 8)[:8]}")
     if kind == "end":
@@ -87,7 +87,7 @@ def format_event(event: dict) -> str:
 def _format_availability(device: str, status: str, retained: bool, received_at: float) -> str:
     when = datetime.fromtimestamp(received_at, tz=timezone.utc).isoformat(timespec="milliseconds")
     note = "  (retained)" if retained else ""
-    return f"{when.replace('+00:00', 'Z'):<24}  {printable(device, 64):<24}  {printable(status, 40).upper()}{note}"
+    return f"{when.replace('+00:00', 'Z'):<24}  {printable(device, 64):<24}  {printable(status.upper(), 40)}{note}"
 
 
 class Listener:
