@@ -137,8 +137,8 @@ def package(bundle_dir: Path, profile: str, out: Path, log=print) -> Path:
     bundle_id = _checked("bundle_id", bundle.id)
     profile_name = _checked(f"{profile_path(profile)}: name", prof.name)
     power_mode = _checked(f"{profile_path(profile)}: power_mode", prof.power_mode or "0")
-    jetson = "jetson" in prof.firmware or t.name == "jetson"
-    dropin = DEVICE_DROPINS.get(t.name)
+    jetson = "jetson" in prof.firmware or prof.target == "jetson"
+    dropin = DEVICE_DROPINS.get(prof.target)  # the device the profile describes decides its nodes
     steps = "\n".join(STEPS[n].format(power_mode=shlex.quote(power_mode),
                                       dropin=DROPIN.format(name=dropin) if dropin else "")
                       for n in prof.firmware)

@@ -26,6 +26,10 @@ So the publisher keeps its own backlog while disconnected, takes back paho's
 unacknowledged messages on reconnect (``drop_out_messages``), and re-sends
 them followed by the backlog, in the original order. Acknowledgements are
 counted from ``on_publish`` (which paho calls on PUBACK for QoS 1).
+
+It speaks MQTT 3.1.1, where a broker acknowledges a publish its ACL refused:
+such a loss is invisible here. The daemon's durable publisher
+(:mod:`edge_vad.runtime.alerts.delivery`) speaks MQTT 5 and keeps refused messages.
 """
 
 from __future__ import annotations
