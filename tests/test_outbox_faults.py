@@ -175,3 +175,22 @@ def test_a_read_only_state_dir_at_start_is_one_line_naming_it(daemon_bundle, ano
     assert proc.stderr.strip().splitlines() == [
         f"error: state dir {state} is not writable (Read-only file system); the outbox, model state and stats live "
         "there: point state.dir (or --state-dir) at a writable folder"], proc.stderr
+
+
+def test_memory_for_waiting_rows_is_bounded_and_what_it_drops_is_counted(tmp_path, caplog):
+    box = Outbox(tmp_path / "outbox.sqlite", memory_limit=250, retry_s=0)
+    other = sqlite3.connect(str(tmp_path / "outbox.sqlite"), timeout=0)
+    other.execute("BEGIN EXCLUSIVE")  # the disk refuses every write from here on
+    box._db.execute("PRAGMA busy_timeout=0")
+    caplog.set_level(logging.ERROR)
+    for i in range(5):
+        box.put("t/a", bytes([i]) * 100, event={"id": f"e{i}", "camera": "cam", "type": "start"})
+    assert box.dropped == 3 and box.in_memory == 2
+    assert [r.payload[0] for r in box.after(0)] == [3, 4], "the newest wait, the oldest went"
+    assert caplog.text.count("memory for waiting alerts is full") == 1
+    assert len(box.open_events("cam")) == 5, "a dropped message's event is still known to be open"
+    other.rollback()
+    other.close()
+    box.maintain()
+    assert box.depth() == 2 and box.disk_error is None
+    box.close()

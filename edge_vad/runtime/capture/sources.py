@@ -318,7 +318,8 @@ class CaptureThread:
                 break
         if self.is_file and self.failure is None and self.delivered == 0 and not self._stop.is_set():
             c = self.counters
-            why = f"all {c.corrupt} frame(s) unusable ({self._corrupt_why})" if c.corrupt else "no frame could be decoded"
+            why = (f"all {c.corrupt} frame(s) unusable ({self._corrupt_why})" if c.corrupt
+                   else "no frame could be decoded")
             self.failure = f"{self.source}: no usable frame: {why}"
             log.error("camera %s: %s", self.name, self.failure)
         with self._cond:

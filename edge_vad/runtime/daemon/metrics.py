@@ -108,9 +108,11 @@ def prometheus_text(daemon) -> str:
     outbox, publisher = daemon.outbox, daemon.publisher
     metric("edge_vad_outbox_depth", "gauge", "Messages stored and not yet acknowledged by the broker.",
            [({}, outbox.depth())])
-    metric("edge_vad_outbox_in_memory", "gauge", "Undelivered messages waiting in memory because the disk refuses writes.",
+    metric("edge_vad_outbox_in_memory", "gauge",
+           "Undelivered messages waiting in memory because the disk refuses writes.",
            [({}, outbox.in_memory)])
-    metric("edge_vad_outbox_dropped_total", "counter", "Messages lost: the disk refused them and the memory bound was reached.",
+    metric("edge_vad_outbox_dropped_total", "counter",
+           "Messages lost: the disk refused them and the memory bound was reached.",
            [({}, outbox.dropped)])
     metric("edge_vad_state_disk_error", "gauge", "1 while the state dir refuses writes (full, read-only, I/O error).",
            [({}, int(outbox.disk_error is not None))])

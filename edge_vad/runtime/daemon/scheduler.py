@@ -380,8 +380,9 @@ class Daemon:
                 for c, _, _ in items:
                     c.step_failures += 1
                     if self._first(("step", c.name, type(exc).__name__)):
+                        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
                         log.error("camera %s: model step failed (%s: %s); counted in stats step_failures, "
-                                  "logged once", c.name, type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+                                  "logged once", c.name, type(exc).__name__, first_line)
                         log.debug("model step failure", exc_info=True)
                 continue
             step_s = time.perf_counter() - t0
@@ -616,9 +617,10 @@ class Daemon:
             before = {}
         messages = discovery_messages(ha.discovery_prefix, self.prefix, self.device_id,
                                       [c.name for c in self.cameras], __version__) if ha.enabled else []
+        leaves = (["snapshot"] if self.config.outputs.snapshots else []) + (["state"] if ha.enabled else [])
         now = {"configs": [t for t, _ in messages],
                "retained": [f"{_topic(self.prefix, self.device_id, c.name)}/{leaf}" for c in self.cameras
-                            for leaf in ("state", "snapshot")] if ha.enabled else []}
+                            for leaf in leaves]}
         for key in ("configs", "retained"):
             for topic in sorted(set(before.get(key, [])) - set(now[key])):
                 self.publisher.enqueue(topic, b"", retain=True)
