@@ -11,6 +11,7 @@ import typer
 
 from edge_vad import __version__
 from edge_vad.errors import EdgeVadError, MissingDependency, require
+from edge_vad.runtime.daemon import exit_codes
 
 PROG = "edge-vad"
 app = typer.Typer(
@@ -350,7 +351,7 @@ def _require_source_extras(cfg) -> None:
             require("picamera2", "picamera", f"camera {cam.name} (source {cam.source})")
 
 
-@app.command()
+@app.command(epilog=exit_codes.HELP)
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="device config (YAML); see firmware_configs/daemon/"),
     bundle: Optional[Path] = typer.Option(None, help="bundle directory from 'edge-vad convert' (one camera, no --config)"),
@@ -383,9 +384,10 @@ def run(
         starts = sum(e["type"] == "start" for e in summary.events)
         typer.echo(f"{name}: {summary.frames} frames at {summary.fps:.1f} fps, {starts} events, "
                    f"{len(summary.events)} messages")
-    waiting = daemon.outbox_depth_at_exit
-    typer.echo("all messages acknowledged by the broker" if not waiting else
-               f"{waiting} message(s) not yet acknowledged; they are kept in {cfg.state.dir} for the next run")
+    code, lines = daemon.outcome()
+    for line in lines:
+        typer.echo(line, err=code != exit_codes.OK)
+    raise typer.Exit(code)
 
 
 config_app = typer.Typer(help="Device configuration files.", no_args_is_help=True)
@@ -396,7 +398,7 @@ app.add_typer(config_app, name="config")
 def config_validate(file: Path = typer.Argument(..., help="device config (YAML)"),
                     as_json: bool = typer.Option(False, "--json", help="print one JSON document: ok, errors, cameras")):
     """Check a device config: every error with its YAML line and camera; bundles and profiles too."""
-    from edge_vad.runtime.daemon.config import validate_file
+    from edge_vad.runtime.daemon.config import config_warnings, validate_file
 
     try:
         cfg = validate_file(file)
@@ -408,11 +410,14 @@ def config_validate(file: Path = typer.Argument(..., help="device config (YAML)"
         _echo_json({"file": str(file), "ok": False,
                     "errors": [line.strip() for line in lines[1:] if line.startswith("  ")] or [str(exc)]})
         raise typer.Exit(2)
+    warnings = config_warnings(cfg)
     if as_json:
-        _echo_json({"file": str(file), "ok": True, "device_id": cfg.device_id,
+        _echo_json({"file": str(file), "ok": True, "warnings": warnings, "device_id": cfg.device_id,
                     "cameras": [{"name": c.name, "source": c.source, "bundle": str(c.bundle), "profile": c.profile}
                                 for c in cfg.cameras]})
         return
+    for warning in warnings:
+        typer.secho(f"warning: {file}: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{file}: OK (device {cfg.device_id}, {len(cfg.cameras)} camera(s): "
                f"{', '.join(c.name for c in cfg.cameras)})")
 
@@ -552,7 +557,7 @@ def main() -> None:
         command(prog_name=PROG)
     except EdgeVadError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", exit_codes.USAGE))
     except ImportError as exc:
         # An optional extra that is not installed, wherever its import happens: one line, the install command.
         from edge_vad.extras import extra_of

@@ -115,9 +115,9 @@ def test_two_cameras_snapshots_homeassistant_metrics_status_and_listen(daemon_bu
     # Home Assistant: a binary sensor and an image per camera, retained.
     configs = {t: json.loads(p) for t, p, r in ha}
     assert len(configs) == 4
-    sensor = configs["homeassistant/binary_sensor/edge_vad_box1_front/config"]
+    sensor = configs["homeassistant/binary_sensor/box1/front/config"]
     assert sensor["state_topic"] == "t/box1/front/state" and sensor["availability_topic"] == "t/box1/available"
-    assert configs["homeassistant/image/edge_vad_box1_back/config"]["image_topic"] == "t/box1/back/snapshot"
+    assert configs["homeassistant/image/box1/back/config"]["image_topic"] == "t/box1/back/snapshot"
     # Prometheus text.
     body = metrics_text["body"]
     assert 'edge_vad_frames_processed_total{camera="front"}' in body

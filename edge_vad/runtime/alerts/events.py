@@ -39,6 +39,11 @@ def iso_utc(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def stable_id(*parts) -> str:
+    """A 32-hex id that is the same whenever ``parts`` are (uuid5), for ids a replay must reproduce."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "edge-vad:" + "/".join(map(str, parts))).hex
+
+
 def default_end_threshold(threshold: float) -> float:
     return threshold - HYSTERESIS * abs(threshold)
 
@@ -76,6 +81,7 @@ class EventTracker:
         update_every: int = 10,
         device: str = "",
         bundle_id: str = "",
+        id_seed: str | None = None,
     ):
         threshold = float(threshold)
         if math.isnan(threshold):
@@ -97,6 +103,9 @@ class EventTracker:
         self.update_every = int(update_every)  # 0 disables updates
         self.device = device
         self.bundle_id = bundle_id
+        # A replayed recording gets the same event ids on every replay (ids from the seed and the
+        # start frame), so a consumer can drop what a restarted replay sends again.
+        self.id_seed = id_seed
         self._high_run: list[_Frame] = []  # candidate start, while idle
         self._low_run: list[_Frame] = []  # candidate end, while active
         self._active: _ActiveEvent | None = None
@@ -138,9 +147,8 @@ class EventTracker:
             return []
         run, self._high_run = self._high_run, []
         peak = max(run, key=lambda f: f.score)
-        self._active = _ActiveEvent(
-            id=uuid.uuid4().hex, start=run[0], peak=peak, last=frame, last_report_index=frame.index
-        )
+        event_id = uuid.uuid4().hex if self.id_seed is None else stable_id(self.id_seed, run[0].index)
+        self._active = _ActiveEvent(id=event_id, start=run[0], peak=peak, last=frame, last_report_index=frame.index)
         return [self._message("start", frame)]
 
     def _update_active(self, frame: _Frame) -> list[dict]:

@@ -2,16 +2,25 @@
 
 Backs ``edge-vad listen`` and lets tests and the demo observe a running
 publisher from a background :class:`Listener`.
+
+Anyone who can publish on the broker can reach this process, so nothing that
+arrives is trusted: printed fields are escaped (no terminal escape sequences,
+no forged lines), payloads and snapshots have size limits, the number of saved
+snapshots and their bytes are capped, de-duplication and the kept history have
+a bound, and snapshot file names are built only from validated ids.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timezone
@@ -21,6 +30,19 @@ from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.alerts.mqtt import DEFAULT_PREFIX, _new_client, _reason, parse_broker_url, topics
 
 log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 64 << 10  # an event message is well under 1 KiB
+MAX_SNAPSHOT_BYTES = 8 << 20  # a JPEG of a 4K frame is a few MB
+_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,64}$")  # device and camera names, as the daemon allows them
+_EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
+# C0/C1 controls, DEL, and the Unicode characters that move or reorder text on a terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value, limit: int = 120) -> str:
+    """``value`` as text a terminal shows as-is: controls escaped, long values cut."""
+    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass
@@ -32,7 +54,7 @@ class Received:
 
 
 def _fmt_score(value) -> str:
-    return f"{value:.3f}" if isinstance(value, (int, float)) else "  -  "
+    return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "  -  "
 
 
 def _duration(event: dict) -> str:
@@ -52,11 +74,11 @@ def format_event(event: dict) -> str:
     time would mislead).
     """
     kind = str(event.get("type", "?"))
-    when = event.get("end_time") if kind == "end" else event.get("start_time")
-    where = f"{event.get('device') or '?'}/{event.get('camera') or '?'}"
-    line = (f"{when or '-':<24}  {where:<24}  {kind.upper():<6}  score {_fmt_score(event.get('score'))}"
-            f"  peak {_fmt_score(event.get('peak_score'))}  frame {event.get('frame_index', '-')}"
-            f"  id {str(event.get('id', '?'))[:8]}")
+    when = printable(event.get("end_time") if kind == "end" else event.get("start_time"), 40)
+    where = f"{printable(event.get('device') or '?', 64)}/{printable(event.get('camera') or '?', 64)}"
+    line = (f"{when or '-':<24}  {where:<24}  {printable(kind.upper(), 12):<6}  score {_fmt_score(event.get('score'))}"
+            f"  peak {_fmt_score(event.get('peak_score'))}  frame {printable(event.get('frame_index', '-'), 20)}"
+            f"  id {printable(event.get('id', '?'), 8)[:8]}")
     if kind == "end":
         line += _duration(event)
     return line
@@ -65,7 +87,7 @@ def format_event(event: dict) -> str:
 def _format_availability(device: str, status: str, retained: bool, received_at: float) -> str:
     when = datetime.fromtimestamp(received_at, tz=timezone.utc).isoformat(timespec="milliseconds")
     note = "  (retained)" if retained else ""
-    return f"{when.replace('+00:00', 'Z'):<24}  {device:<24}  {status.upper()}{note}"
+    return f"{when.replace('+00:00', 'Z'):<24}  {printable(device, 64):<24}  {printable(status.upper(), 40)}{note}"
 
 
 class Listener:
@@ -89,18 +111,30 @@ class Listener:
         client_id: str | None = None,
         snapshot_dir: str | Path | None = None,
         dedup: bool = True,
+        dedup_size: int = 10_000,
+        keep: int = 10_000,
+        max_snapshots: int = 1000,
+        max_snapshot_total: int = 512 << 20,
     ):
         self.address = parse_broker_url(broker_url)
         self.events_topic = topics(prefix, device, camera).events
         # Snapshots sit beside the events topic: PREFIX/DEVICE/CAMERA/snapshot.
         self.snapshot_topic = self.events_topic.rsplit("/", 1)[0] + "/snapshot"
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
-        self.snapshots: list[Path] = []
+        self.snapshots: deque[Path] = deque(maxlen=keep)
+        self.max_snapshots = max_snapshots  # files this listener writes, at most
+        self.max_snapshot_total = max_snapshot_total  # bytes it writes, at most
+        self.snapshots_saved = 0
+        self.snapshot_bytes = 0
         # The daemon delivers at least once; a copy re-sent after a lost PUBACK
-        # carries the same msg_id and is dropped here.
+        # carries the same msg_id and is dropped here. A re-sent copy follows its original
+        # within the sender's window, so a bounded memory of recent ids is enough.
         self.dedup = dedup
         self.duplicates = 0
-        self._seen: set[str] = set()
+        self.dedup_size = dedup_size
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.ignored = 0  # messages refused (too big, malformed, bad names)
+        self._complained: set[str] = set()
         self.availability_topic = topics(prefix, "+").available
         self.on_event = on_event
         self.max_events = max_events
@@ -108,9 +142,10 @@ class Listener:
         self.out = out
         self.connect_timeout = float(connect_timeout)
         self.client_id = client_id or f"edge-vad-listen-{uuid.uuid4().hex[:8]}"
-        self.received: list[Received] = []
+        self.received: deque[Received] = deque(maxlen=keep)
         self.availability: dict[str, str] = {}
-        self._events: list[dict] = []
+        self._events: deque[dict] = deque(maxlen=keep)
+        self.count = 0  # distinct events received (the kept history is bounded)
         self._client = None
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
@@ -200,19 +235,52 @@ class Listener:
 
     def _on_message(self, client, userdata, message) -> None:
         try:
-            self._handle(message.topic, message.payload, bool(message.retain))
-        except Exception:  # noqa: BLE001 - a bad message or callback must not kill the network thread
-            log.exception("error while handling MQTT message on %s", message.topic)
+            topic = message.topic
+        except UnicodeDecodeError:
+            self._ignore("a message whose topic is not UTF-8", "topic")
+            return
+        try:
+            self._handle(topic, message.payload, bool(message.retain))
+        except Exception as exc:  # noqa: BLE001 - a bad message or callback must not kill the network thread
+            if f"error:{type(exc).__name__}" not in self._complained:
+                log.exception("error while handling MQTT message on %s", printable(topic))
+            self._ignore(f"message on {topic}: {type(exc).__name__}: {exc}", f"error:{type(exc).__name__}")
+
+    def _ignore(self, why: str, key: str) -> None:
+        """Count a refused message; say so once per kind of refusal (a flood must not flood the terminal)."""
+        self.ignored += 1
+        if key not in self._complained:
+            self._complained.add(key)
+            self._print(f"ignored: {printable(why, 200)} (further ones are counted, not printed)")
 
     def _save_snapshot(self, topic: str, payload: bytes) -> None:
         from edge_vad.runtime.alerts.snapshots import event_id_of
 
         parts = topic.split("/")
         device, camera = parts[-3], parts[-2]
-        event_id = event_id_of(payload) or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        if not (_NAME.match(device) and _NAME.match(camera)):
+            self._ignore(f"snapshot on {topic}: device or camera is not a valid name", "snapshot-name")
+            return
+        if len(payload) > MAX_SNAPSHOT_BYTES or payload[:2] != b"\xff\xd8":
+            self._ignore(f"snapshot on {topic}: not a JPEG of at most {MAX_SNAPSHOT_BYTES >> 20} MB "
+                         f"({len(payload)} bytes)", "snapshot-size")
+            return
+        if (self.snapshots_saved >= self.max_snapshots
+                or self.snapshot_bytes + len(payload) > self.max_snapshot_total):
+            self._ignore(f"snapshot on {topic}: this listener has saved {self.snapshots_saved} snapshots "
+                         f"({self.snapshot_bytes / 1e6:.0f} MB), its limit; not saving more", "snapshot-cap")
+            return
+        event_id = event_id_of(payload)
+        if event_id is None or not _EVENT_ID.match(event_id):
+            # The comment is the publisher's text: use it in a file name only if it is an id we make.
+            event_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         path = self.snapshot_dir / f"{device}_{camera}_{event_id}.jpg"
-        path.write_bytes(payload)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        self.snapshots_saved += 1
+        self.snapshot_bytes += len(payload)
         with self._cond:
             self.snapshots.append(path)
             self._cond.notify_all()
@@ -222,6 +290,10 @@ class Listener:
         if topic.endswith("/snapshot"):
             if self.snapshot_dir is not None:
                 self._save_snapshot(topic, payload)
+            return
+        if len(payload) > MAX_EVENT_BYTES:
+            self._ignore(f"message on {topic}: {len(payload)} bytes, more than an event's {MAX_EVENT_BYTES}",
+                         "size")
             return
         text = payload.decode("utf-8", errors="replace")
         if topic.endswith("/available"):
@@ -238,20 +310,24 @@ class Listener:
             if not isinstance(event, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
-            self._print(f"ignored message on {topic}: {exc}")
+            self._ignore(f"message on {topic}: {exc}", "json")
             return
         with self._cond:
             if self._done:
                 return
             msg_id = event.get("msg_id")
-            if self.dedup and msg_id is not None:
+            if self.dedup and isinstance(msg_id, str):
                 if msg_id in self._seen:
+                    self._seen.move_to_end(msg_id)
                     self.duplicates += 1
                     return
-                self._seen.add(msg_id)
+                self._seen[msg_id] = None
+                if len(self._seen) > self.dedup_size:
+                    self._seen.popitem(last=False)
             self._events.append(event)
             self.received.append(Received(topic, event, retained))
-            if (self.max_events is not None and len(self._events) >= self.max_events) or (
+            self.count += 1
+            if (self.max_events is not None and self.count >= self.max_events) or (
                     self.stop_on_end and event.get("type") == "end"):
                 self._done = True
             self._cond.notify_all()

@@ -26,6 +26,10 @@ So the publisher keeps its own backlog while disconnected, takes back paho's
 unacknowledged messages on reconnect (``drop_out_messages``), and re-sends
 them followed by the backlog, in the original order. Acknowledgements are
 counted from ``on_publish`` (which paho calls on PUBACK for QoS 1).
+
+It speaks MQTT 3.1.1, where a broker acknowledges a publish its ACL refused:
+such a loss is invisible here. The daemon's durable publisher
+(:mod:`edge_vad.runtime.alerts.delivery`) speaks MQTT 5 and keeps refused messages.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import ssl
 import threading
 import time
@@ -74,6 +79,10 @@ def parse_broker_url(url: str) -> BrokerAddress:
     if not isinstance(url, str) or not url.strip():
         raise EdgeVadError(f"invalid MQTT broker URL {url!r}: expected mqtt://host:port")
     text = url.strip()
+    typo = re.match(r"^([A-Za-z]+)(//|:/(?!/))", text)
+    if typo and typo.group(1).lower() in _SCHEMES:
+        raise EdgeVadError(f"invalid MQTT broker URL {url!r}: write '{typo.group(1)}://' (colon and two slashes), "
+                           f"e.g. {typo.group(1)}://{text[typo.end():] or 'HOST'}")
     if "://" not in text:
         text = "mqtt://" + text
     try:

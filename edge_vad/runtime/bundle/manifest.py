@@ -6,9 +6,11 @@ sha256), so a bundle copied to a device describes itself completely.
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -110,3 +112,21 @@ class Manifest(_Strict):
     files: dict[str, str]  # relative path -> sha256
     producer: dict[str, str]
     verify: dict = {}
+
+    # The id travels into MQTT payloads, file names and a root install script (edge-vad package);
+    # paths are opened inside the bundle folder only.
+    @field_validator("bundle_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", v):
+            raise ValueError("bundle_id: letters, digits, '.', '_' and '-' only (at most 128)")
+        return v
+
+    @field_validator("files")
+    @classmethod
+    def _inside(cls, v: dict[str, str]) -> dict[str, str]:
+        for rel in v:
+            p = PurePosixPath(rel)
+            if p.is_absolute() or ".." in p.parts or "\\" in rel:
+                raise ValueError(f"files: {rel!r} is not a path inside the bundle")
+        return v

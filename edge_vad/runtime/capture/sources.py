@@ -36,8 +36,28 @@ def _is_device(source: str) -> bool:
     return source.isdigit() or source.startswith("/dev/video")
 
 
-def _is_stream(source: str) -> bool:
-    return "://" in source
+#: network protocols OpenCV's FFmpeg backend opens (a camera to reconnect to when it drops)
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "rtp", "srt")
+
+
+def _scheme(source: str) -> str | None:
+    head, sep, _ = source.partition("://")
+    return head.lower() if sep and head.replace("+", "").replace("-", "").isalnum() else None
+
+
+def normalise_source(source: str) -> str:
+    """``file://PATH`` is the file PATH; an unknown ``scheme://`` is a mistake, not a camera to retry forever."""
+    s = str(source)
+    if " ! " in s:
+        return s
+    scheme = _scheme(s)
+    if scheme == "file":
+        return s[len("file://"):]
+    if scheme is not None and scheme not in URL_SCHEMES:
+        raise EdgeVadError(f"source {s!r}: unknown scheme '{scheme}://'; use a file path, file://PATH, /dev/videoN "
+                           f"or an index, a GStreamer pipeline, picamera2[:N], or one of "
+                           f"{', '.join(x + '://' for x in URL_SCHEMES)}")
+    return s
 
 
 # --------------------------------------------------------------- the daemon's capture
@@ -55,8 +75,11 @@ def describe_source(source: str) -> str:
         return "gstreamer"
     if _is_device(s):
         return "device"
-    if _is_stream(s):
+    scheme = _scheme(s)
+    if scheme in URL_SCHEMES:
         return "url"
+    if scheme is not None and scheme != "file":
+        return "unknown"
     return "file"
 
 
@@ -156,6 +179,18 @@ def _normalise(image) -> np.ndarray | None:
     return image
 
 
+def _what_is_wrong(image) -> str:
+    if not isinstance(image, np.ndarray):
+        return f"not an image ({type(image).__name__})"
+    if image.dtype != np.uint8:
+        return f"{image.dtype} pixels, not uint8"
+    if image.size == 0:
+        return "empty"
+    if image.ndim >= 2 and min(image.shape[:2]) < 8:
+        return f"{image.shape[1]}×{image.shape[0]} pixels, smaller than 8×8"
+    return f"shape {image.shape} is not an H×W gray/BGR/BGRA image"
+
+
 class CaptureThread:
     """Reads one camera in its own thread; the scheduler takes the newest frame.
 
@@ -174,11 +209,20 @@ class CaptureThread:
                  opener=None, clock=None):
         self.name = name
         self.clock = clock or SYSTEM_CLOCK
+        if isinstance(source, str):
+            try:
+                source = normalise_source(source)
+            except EdgeVadError as exc:
+                raise EdgeVadError(f"camera {name}: {exc}") from None
         self.source = source
         self._opener = opener or open_source
         kind = describe_source(source) if isinstance(source, str) else "custom"
+        self.kind = kind
         # Files and in-process readers end; live cameras are reconnected forever.
         self.is_file = kind in ("file", "custom")
+        self.start_at = 0  # files: the first frame to deliver (a restart resumes where the state snapshot was)
+        self.delivered = 0  # frames handed to the scheduler
+        self.failure: str | None = None  # why a file source gave nothing usable
         if kind == "file" and not Path(source).exists():
             raise EdgeVadError(f"camera {name}: {source}: no such video file or camera device")
         if kind == "gstreamer" and not gstreamer_available():
@@ -197,6 +241,7 @@ class CaptureThread:
         self._thread = threading.Thread(target=self._run, name=f"capture-{name}", daemon=True)
         self._size: tuple[int, int] | None = None
         self._odd_size_run = 0
+        self._corrupt_why: str | None = None
 
     def start(self) -> "CaptureThread":
         self._thread.start()
@@ -245,6 +290,7 @@ class CaptureThread:
                 src = self._open()
             except OSError as exc:
                 if self.is_file:
+                    self.failure = str(exc)
                     log.error("camera %s: %s", self.name, exc)
                     break
                 if lost_at is None:
@@ -272,15 +318,36 @@ class CaptureThread:
                     pass
             if self.is_file:
                 break
+        if self.is_file and self.failure is None and self.delivered == 0 and not self._stop.is_set():
+            c = self.counters
+            why = (f"all {c.corrupt} frame(s) unusable ({self._corrupt_why})" if c.corrupt
+                   else "no frame could be decoded")
+            self.failure = f"{self.source}: no usable frame: {why}"
+            log.error("camera %s: %s", self.name, self.failure)
         with self._cond:
             self.ended = True
             self._cond.notify_all()
 
+    def _skip(self, src) -> int:
+        """Move a file to ``start_at`` without decoding what is skipped, where the reader can."""
+        grab = getattr(getattr(src, "cap", None), "grab", None)
+        skipped = 0
+        while skipped < self.start_at and not self._stop.is_set():
+            ok = grab() if grab is not None else src.read()[0]
+            if not ok:
+                break
+            skipped += 1
+        return skipped
+
     def _read_loop(self, src, index: int, lost_at: float | None):
         clock = self.clock
-        start = clock.time()
-        n = 0
         period = 1.0 / self.fps if (self.is_file and self.fps) else None
+        n = 0
+        if self.is_file and self.start_at and index == 0:
+            n = index = self._skip(src)
+            log.info("camera %s: resuming %s at frame %d", self.name, self.source, index)
+        # A file's clock is its position: frame i at start + i / fps, also after a resume.
+        start = clock.time() - n * (period or 0.0)
         while not self._stop.is_set():
             try:
                 ok, image = src.read()
@@ -306,10 +373,13 @@ class CaptureThread:
                 d = stamp - self._last_stamp
                 self.interval = d if self.interval is None else 0.9 * self.interval + 0.1 * d
             self._last_stamp = stamp
-            image = _normalise(image)
-            if image is None or not self._size_ok(image):
+            normal = _normalise(image)
+            if normal is None or not self._size_ok(normal):
                 self.counters.corrupt += 1
+                if self._corrupt_why is None:
+                    self._corrupt_why = _what_is_wrong(image) if normal is None else "size differs from the stream's"
                 continue
+            image = normal
             gap = 0.0
             if lost_at is not None:
                 gap = stamp - lost_at
@@ -319,6 +389,7 @@ class CaptureThread:
             frame = Frame(image, stamp, index)
             frame.gap = gap
             self._put(frame)
+            self.delivered += 1
             index += 1
         return index, lost_at
 

@@ -7,9 +7,11 @@ reading it is standing next to a device with a text editor, not a debugger.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
+import typing
 from pathlib import Path
 from typing import Literal
 
@@ -62,6 +64,8 @@ class BrokerConfig(_Strict):
     # into tickets and committed. It comes from a file or an environment variable.
     password_file: Path | None = None
     password_env: str | None = None
+    # systemd's LoadCredential= name: read from $CREDENTIALS_DIRECTORY/NAME, so the file can stay root-only.
+    password_credential: str | None = None
     keepalive: int = Field(30, ge=5)
     client_id: str | None = None
     reconnect_min_s: float = Field(1.0, gt=0)
@@ -71,10 +75,13 @@ class BrokerConfig(_Strict):
 
     @model_validator(mode="after")
     def _password_source(self, info: ValidationInfo):
-        if self.password_file is not None and self.password_env is not None:
-            raise ValueError("give password_file or password_env, not both")
-        if (self.password_file or self.password_env) and not self.username:
+        given = [k for k in ("password_file", "password_env", "password_credential") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of password_file, password_env, password_credential, not {' and '.join(given)}")
+        if given and not self.username:
             raise ValueError("a password needs a username")
+        if self.password_credential is not None and not _NAME.match(self.password_credential):
+            raise ValueError("password_credential is a LoadCredential= name: letters, digits, '_', '-' or '.'")
         if self.password_file is not None and not Path(self.password_file).is_file() and _files_checked(info):
             raise ValueError(f"password_file {self.password_file}: no such file")
         return self
@@ -89,7 +96,21 @@ class BrokerConfig(_Strict):
             if value is None:
                 raise EdgeVadError(f"broker.password_env: environment variable {self.password_env} is not set")
             return SecretStr(value)
+        if self.password_credential is not None:
+            return SecretStr(self.credential_path().read_text().strip())
         return None
+
+    def credential_path(self) -> Path:
+        folder = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not folder:
+            raise EdgeVadError(f"broker.password_credential {self.password_credential!r}: CREDENTIALS_DIRECTORY is not "
+                               "set; it comes from systemd's LoadCredential= (run the daemon from its unit, or use "
+                               "password_file outside systemd)")
+        path = Path(folder) / self.password_credential
+        if not path.is_file():
+            raise EdgeVadError(f"broker.password_credential: {path}: no such credential; check the unit's "
+                               f"LoadCredential={self.password_credential}:...")
+        return path
 
     def __str__(self) -> str:  # what logs show: never credentials
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
@@ -134,6 +155,16 @@ class CameraConfig(_Strict):
     def _source(cls, v):
         # `source: 0` is how people write "the first camera"; YAML makes it an int.
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("source")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        from edge_vad.runtime.capture.sources import normalise_source
+
+        try:
+            return normalise_source(v)
+        except EdgeVadError as exc:
+            raise ValueError(str(exc).removeprefix(f"source {v!r}: ")) from None
 
     @field_validator("name")
     @classmethod
@@ -206,6 +237,12 @@ class DeviceConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"camera names must be unique; repeated: {', '.join(dup)}")
+        if self.outputs.homeassistant.enabled:
+            from edge_vad.runtime.alerts.homeassistant import id_problems
+
+            problems = id_problems(self.device_id, names)
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
 
@@ -253,6 +290,62 @@ def _describe(loc: tuple, data) -> str:
     return where
 
 
+def _model_in(annotation) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _keys_at(loc: tuple) -> list[str]:
+    """The keys the config allows at ``loc`` (for "did you mean")."""
+    model: type[BaseModel] | None = DeviceConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        model = _model_in(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's last-one-wins for a repeated key turned ``threshold: 99999`` into "no alerts": record them instead."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int, int]] = []  # (key, first line, repeated line)
+
+    def construct_mapping(self, node, deep=False):
+        first: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.YAMLError):
+                continue
+            line = key_node.start_mark.line + 1
+            if key in first:
+                self.duplicates.append((str(key), first[key], line))
+            else:
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str):
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data(), loader.duplicates
+    finally:
+        loader.dispose()
+
+
 def format_errors(path: Path, text: str, exc: ValidationError, data) -> list[str]:
     root = yaml.compose(text)
     out = []
@@ -265,7 +358,9 @@ def format_errors(path: Path, text: str, exc: ValidationError, data) -> list[str
         line = node.start_mark.line + 1 if node is not None else 1
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see firmware_configs/daemon/ for every key)"
+            close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.6)
+            msg = (f"unknown key; did you mean '{close[0]}'?" if close else
+                   "unknown key (check the spelling; see firmware_configs/daemon/ for every key)")
         out.append(f"{path}:{line}: {_describe(loc, data)}: {msg}")
     return out
 
@@ -273,11 +368,15 @@ def format_errors(path: Path, text: str, exc: ValidationError, data) -> list[str
 def parse_config(text: str, path: Path | str = "<config>", check_files: bool = True) -> DeviceConfig:
     path = Path(path)
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise EdgeVadError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if duplicates:
+        lines = [f"{path}:{again}: {key!r} is given twice (first on line {first}); YAML would silently keep the "
+                 "second: delete one" for key, first, again in duplicates]
+        raise EdgeVadError(f"{path}: {len(lines)} error(s)\n" + "\n".join("  " + s for s in lines))
     if not isinstance(data, dict):
         raise EdgeVadError(f"{path}:1: expected a mapping with device_id, broker, cameras, ...")
     try:
@@ -361,7 +460,7 @@ def check_resources(config: DeviceConfig, path: Path | str = "<config>", text: s
         bundle = Path(cam.bundle)
         if bundle not in seen:
             try:
-                load_bundle(bundle)
+                _probe_bundle(load_bundle(bundle))
                 seen[bundle] = None
             except EdgeVadError as exc:
                 seen[bundle] = str(exc)
@@ -378,7 +477,43 @@ def check_resources(config: DeviceConfig, path: Path | str = "<config>", text: s
             problems.append(f"{where(i, 'source')}: GStreamer pipeline, but {GSTREAMER_HINT}")
     if config.broker.password_env and os.environ.get(config.broker.password_env) is None:
         problems.append(f"{path}: broker.password_env: environment variable {config.broker.password_env} is not set")
+    if config.broker.password_credential and os.environ.get("CREDENTIALS_DIRECTORY"):
+        try:
+            config.broker.credential_path()
+        except EdgeVadError as exc:
+            problems.append(f"{path}: {exc}")
     return problems
+
+
+def _probe_bundle(bundle) -> None:
+    """Score one blank frame where that is cheap (ONNX Runtime, OpenVINO); the manifest's own consistency always."""
+    from edge_vad.runtime.daemon.bundle_check import PROBE_BACKENDS, probe, state_mismatch
+    from edge_vad.runtime.daemon.exit_codes import BundleInvalid
+
+    if bundle.manifest.target.backend in PROBE_BACKENDS:
+        from edge_vad.runtime.stream import CameraStream
+
+        probe(CameraStream(bundle, threads=1))
+        return
+    why = state_mismatch(bundle.manifest)
+    if why:
+        raise BundleInvalid(f"bundle {bundle.root} cannot score frames: {why}")
+
+
+def config_warnings(config: DeviceConfig) -> list[str]:
+    """What is allowed but probably wrong: said by ``config validate``, not fatal."""
+    out = []
+    b = config.broker
+    if b.username and b.username != config.device_id:
+        out.append(f"broker.username {b.username!r} is not device_id {config.device_id!r}: under a broker ACL keyed "
+                   f"on the username (the shipped one: pattern write edge-vad/%u/#) every publish of this device is "
+                   "refused; use the device id as its MQTT username")
+    elif b.username and config.prefix != "edge-vad":
+        out.append(f"prefix {config.prefix!r}: the shipped broker ACL lets devices write edge-vad/%u/# only")
+    if b.password_credential and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        out.append(f"broker.password_credential {b.password_credential!r} is read from systemd's LoadCredential= "
+                   "when the unit runs; not checked here (CREDENTIALS_DIRECTORY is not set)")
+    return out
 
 
 def validate_file(path: str | Path) -> DeviceConfig:

@@ -32,6 +32,7 @@ class CameraStats:
     stride: int = 1  # the scheduler's current cadence, in model frame periods
     state_restored: bool = False
     state_saved_at: float | None = None
+    state_error: str | None = None  # why the last state snapshot could not be written
     latencies: deque = field(default_factory=lambda: deque(maxlen=2000))  # capture -> result, s
     steps: deque = field(default_factory=lambda: deque(maxlen=2000))  # backend step share, s
     buckets: list = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
@@ -102,10 +103,25 @@ def prometheus_text(daemon) -> str:
     metric("edge_vad_reconnects_total", "counter", "Successful reconnections after a loss.",
            [({"camera": c.name, "kind": "camera"}, c.capture.counters.reconnects) for c in cams]
            + [({"kind": "broker"}, daemon.publisher.reconnects)])
+    metric("edge_vad_step_failures_total", "counter", "Model steps that raised (the frame was not scored).",
+           [({"camera": c.name}, c.step_failures) for c in cams])
+    outbox, publisher = daemon.outbox, daemon.publisher
     metric("edge_vad_outbox_depth", "gauge", "Messages stored and not yet acknowledged by the broker.",
-           [({}, daemon.outbox.depth())])
+           [({}, outbox.depth())])
+    metric("edge_vad_outbox_in_memory", "gauge",
+           "Undelivered messages waiting in memory because the disk refuses writes.",
+           [({}, outbox.in_memory)])
+    metric("edge_vad_outbox_dropped_total", "counter",
+           "Messages lost: the disk refused them and the memory bound was reached.",
+           [({}, outbox.dropped)])
+    metric("edge_vad_state_disk_error", "gauge", "1 while the state dir refuses writes (full, read-only, I/O error).",
+           [({}, int(outbox.disk_error is not None))])
+    metric("edge_vad_outbox_refused", "gauge", "Stored messages the broker refused (PUBACK reason >= 0x80, e.g. ACL).",
+           [({}, len(publisher.denied))])
+    metric("edge_vad_publish_refused_total", "counter", "PUBACKs with a failure reason code since start.",
+           [({}, publisher.denied_total)])
     metric("edge_vad_broker_connected", "gauge", "1 while connected to the MQTT broker.",
-           [({}, int(daemon.publisher.connected))])
+           [({}, int(publisher.connected))])
     return "\n".join(lines) + "\n"
 
 

@@ -20,14 +20,25 @@ import numpy as np
 log = logging.getLogger("edge_vad.state")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old or the new file, never half of one.
+
+    The file is created with ``mode`` whatever the umask (state holds alert payloads and model
+    state: the service user only, unless the caller allows its group to read).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)  # an old temp file keeps its mode through O_CREAT
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not also fill up with half-written temp files
+        raise
     try:  # the rename itself must reach the disk too
         fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -46,11 +57,13 @@ class StateStore:
     def path(self, camera: str) -> Path:
         return self.dir / f"state-{camera}.npz"
 
-    def save(self, camera: str, source: str, bundle_id: str, snapshot: dict) -> None:
+    def save(self, camera: str, source: str, bundle_id: str, snapshot: dict, position: dict | None = None) -> None:
+        """``position``: where in its source the camera was (``frame``, and the frame pacer's lead
+        ``pacer_s``), so a recording resumes there instead of from its first frame."""
         import io
 
         header = {"camera": camera, "source": str(source), "bundle_id": bundle_id, "saved_at": time.time(),
-                  "index": snapshot["index"], "ema": snapshot.get("ema")}
+                  "index": snapshot["index"], "ema": snapshot.get("ema"), "position": position}
         buf = io.BytesIO()
         arrays = {f"state/{k}": v for k, v in snapshot["state"].items()}
         np.savez(buf, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
@@ -77,4 +90,5 @@ class StateStore:
         if why:
             log.info("camera %s: not restoring the state snapshot: %s", camera, why)
             return None
-        return {"state": state, "index": header["index"], "ema": header.get("ema"), "saved_at": header["saved_at"]}
+        return {"state": state, "index": header["index"], "ema": header.get("ema"), "saved_at": header["saved_at"],
+                "position": header.get("position")}

@@ -66,13 +66,27 @@ def _ms(v) -> str:
 
 def format_status(stats: dict) -> str:
     b, o = stats.get("broker", {}), stats.get("outbox", {})
-    broker = "connected" if b.get("connected") else f"DISCONNECTED ({b.get('error') or 'retrying'})"
-    lines = [f"device {stats.get('device')}  at {stats.get('time')}  up {stats.get('uptime_s', 0):.0f} s",
+    stopped = stats.get("state") == "stopped"
+    if stopped:
+        broker = "not connected (daemon stopped)"
+    else:
+        broker = "connected" if b.get("connected") else f"DISCONNECTED ({b.get('error') or 'retrying'})"
+    head = "STOPPED" if stopped else "up"
+    lines = [f"device {stats.get('device')}  at {stats.get('time')}  {head} {stats.get('uptime_s', 0):.0f} s",
              f"broker {broker}, {b.get('reconnects', 0)} reconnect(s); outbox {o.get('depth', 0)} waiting"
              + (f" (oldest {o['oldest_s']:.0f} s)" if o.get("oldest_s") else "")]
+    if b.get("refused"):
+        lines.append(f"  REFUSED by the broker: {b['refused']} message(s) kept ({b.get('refused_total', 0)} refusals): "
+                     + "; ".join(b.get("refused_topics", [])))
+    if o.get("disk_error"):
+        lines.append(f"  STATE DISK: {o['disk_error']}; {o.get('in_memory', 0)} message(s) waiting in memory")
+    if o.get("dropped"):
+        lines.append(f"  LOST: {o['dropped']} message(s) dropped (disk refused them, memory bound reached)")
+    if o.get("moved_aside"):
+        lines.append(f"  damaged outbox moved aside to {o['moved_aside']}")
     for name, c in stats.get("cameras", {}).items():
         sk, lat = c.get("skipped", {}), c.get("latency_ms", {})
-        cam = "up" if c.get("camera_connected") else "DOWN"
+        cam = "stopped" if stopped else ("up" if c.get("camera_connected") else "DOWN")
         lines.append(
             f"  {name:<12} camera {cam}  {c.get('fps', 0):5.1f} fps  every {c.get('stride', 1)} frame(s)  "
             f"latency p50 {_ms(lat.get('p50'))} / p99 {_ms(lat.get('p99'))} ms (budget {_ms(c.get('budget_ms'))})  "
@@ -80,4 +94,8 @@ def format_status(stats: dict) -> str:
             f"dropped {sk.get('dropped', 0)} corrupt {sk.get('corrupt', 0)}  still {c.get('held_still', 0)}  "
             f"events {c.get('events', 0)}  "
             f"gaps {c.get('gaps', 0)}  state age {c.get('state_age_s')} s")
+        for key, label in (("source_error", "source"), ("state_error", "state snapshot"),
+                           ("step_failures", "model step failures")):
+            if c.get(key):
+                lines.append(f"  {'':<12} {label}: {c[key]}")
     return "\n".join(lines)
