@@ -49,7 +49,8 @@ class AucReport:
 
 def stream_scores(bundle: Bundle, backend, video: Path) -> Scores:
     """Per-frame scores of the converted model through the runtime's own CameraStream."""
-    stream = CameraStream(bundle, backend=backend)
+    # The graph against PyTorch on the same raw frames: conditioning would be a difference of its own.
+    stream = CameraStream(bundle, backend=backend, conditioning=False)
     errors, scores = [], []
     for f in read_frames(video):
         r = stream.step(f)

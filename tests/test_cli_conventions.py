@@ -56,7 +56,9 @@ def test_version_and_short_help():
 
 
 def test_shell_completion_completes_commands():
-    proc = edge_vad("--show-completion", "bash")
+    # typer finds the shell among the process's parents: run it from bash, as a user would.
+    proc = subprocess.run(["bash", "-c", f"'{sys.executable}' '{REPO / 'cli.py'}' --show-completion"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "_EDGE_VAD_COMPLETE" in proc.stdout, proc.stdout + proc.stderr
     env = {"PATH": "/usr/bin:/bin", "_EDGE_VAD_COMPLETE": "complete_bash", "COMP_WORDS": "edge-vad pro",
            "COMP_CWORD": "1"}

@@ -101,3 +101,16 @@ def read_frames(path: str | Path, start: int = 0, stop: int | None = None) -> It
             index += 1
     finally:
         cap.release()
+
+
+def parse_range(text: str | None, total: int) -> tuple[int, int]:
+    if not text:
+        return 0, total
+    try:
+        a, b = (part.strip() for part in text.split(":"))
+        start, stop = int(a or 0), int(b) if b else total
+    except ValueError:
+        raise EdgeVadError(f"--frames {text!r}: expected START:STOP, e.g. 0:480") from None
+    if not 0 <= start < stop <= total:
+        raise EdgeVadError(f"--frames {text!r}: range must lie within 0:{total}")
+    return start, stop

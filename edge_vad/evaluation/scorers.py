@@ -41,12 +41,26 @@ def _nan(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
-def score_framediff(video: Path, frames: tuple[int, int | None] = (0, None)) -> Scores:
+def conditioned(frames, on: bool = True):
+    """Frames as the runtime's CameraStream hands them to a model: with camera shake and light changes
+    undone (``edge_vad.data.conditioning``), so every scorer sees what a deployed bundle sees."""
+    if not on:
+        yield from frames
+        return
+    from edge_vad.data.conditioning import FrameConditioner
+
+    conditioner = FrameConditioner()
+    for f in frames:
+        yield conditioner(f).image
+
+
+def score_framediff(video: Path, frames: tuple[int, int | None] = (0, None), conditioning: bool = True) -> Scores:
     info = video_info(video)
     stop = frames[1] if frames[1] is not None else info.frames
     errors, stream = _nan(stop - frames[0]), _nan(stop - frames[0])
     prev, ema = None, None
-    for i, f in enumerate(tqdm(read_frames(video, *frames), total=stop - frames[0], desc="framediff", unit="f", leave=False)):
+    source = conditioned(read_frames(video, *frames), conditioning)
+    for i, f in enumerate(tqdm(source, total=stop - frames[0], desc="framediff", unit="f", leave=False)):
         x = preprocess(f, FRAMEDIFF_SPEC)
         if prev is not None:
             errors[i] = float(np.abs(x - prev).mean())
@@ -56,7 +70,8 @@ def score_framediff(video: Path, frames: tuple[int, int | None] = (0, None)) -> 
     return Scores(FRAMEDIFF, errors[: i + 1], stream[: i + 1], None, 1)
 
 
-def score_checkpoint(ckpt: Path, video: Path, frames: tuple[int, int | None] = (0, None)) -> Scores:
+def score_checkpoint(ckpt: Path, video: Path, frames: tuple[int, int | None] = (0, None),
+                     conditioning: bool = True) -> Scores:
     from edge_vad.training import checkpoint as ckpt_io
     from edge_vad.training.inference import score_frames
 
@@ -64,7 +79,7 @@ def score_checkpoint(ckpt: Path, video: Path, frames: tuple[int, int | None] = (
     calib = ckpt_io.read_calibration(ckpt)
     if calib is None:
         raise EdgeVadError(f"{ckpt}: no calibration; training did not finish (run 'edge-vad train' again to resume)")
-    px = preprocess_many(list(read_frames(video, *frames)), model.input_spec())
+    px = preprocess_many(list(conditioned(read_frames(video, *frames), conditioning)), model.input_spec())
     with tqdm(total=max(len(px) - model.warmup_frames, 0), desc=f"{info['model']}/{info['preset']}", unit="f", leave=False) as bar:
         errs, maps = score_frames(model, px, progress=bar)
     w = model.warmup_frames
@@ -76,11 +91,12 @@ def score_checkpoint(ckpt: Path, video: Path, frames: tuple[int, int | None] = (
     return Scores(f"{info['model']}/{info['preset']}", errors, stream, calib["threshold"], w, peak)
 
 
-def score_bundle(bundle_dir: Path, video: Path, frames: tuple[int, int | None] = (0, None), threads: int | None = None) -> Scores:
+def score_bundle(bundle_dir: Path, video: Path, frames: tuple[int, int | None] = (0, None), threads: int | None = None,
+                 conditioning: bool = True) -> Scores:
     from edge_vad.runtime.bundle.loader import load_bundle
     from edge_vad.runtime.stream import CameraStream
 
-    stream_ = CameraStream(load_bundle(bundle_dir), threads=threads)
+    stream_ = CameraStream(load_bundle(bundle_dir), threads=threads, conditioning=conditioning)
     errors, stream, peak, best = [], [], None, -np.inf
     for f in tqdm(read_frames(video, *frames), desc=stream_.bundle.id, unit="f", leave=False):
         r = stream_.step(f)
@@ -91,12 +107,13 @@ def score_bundle(bundle_dir: Path, video: Path, frames: tuple[int, int | None] =
     return Scores(stream_.bundle.id, np.array(errors), np.array(stream), stream_.threshold, stream_.warmup, peak)
 
 
-def score_any(model: str, video: Path, frames: tuple[int, int | None] = (0, None), threads: int | None = None) -> Scores:
+def score_any(model: str, video: Path, frames: tuple[int, int | None] = (0, None), threads: int | None = None,
+              conditioning: bool = True) -> Scores:
     if model == FRAMEDIFF:
-        return score_framediff(video, frames)
+        return score_framediff(video, frames, conditioning)
     path = Path(model)
     if (path / MANIFEST).exists():
-        return score_bundle(path, video, frames, threads)
+        return score_bundle(path, video, frames, threads, conditioning)
     if (path / "config.json").exists():
-        return score_checkpoint(path, video, frames)
+        return score_checkpoint(path, video, frames, conditioning)
     raise EdgeVadError(f"{model}: not a checkpoint directory, a bundle, or 'framediff'")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_vad.data.conditioning import FrameConditioner
 from edge_vad.data.preprocess import FramePreprocessor
 from edge_vad.data.spec import InputSpec
 from edge_vad.runtime.backends import Backend, create_backend
@@ -50,8 +51,14 @@ class StepResult:
 
 class CameraStream:
     def __init__(self, bundle: Bundle, backend: Backend | None = None, threads: int | None = None,
-                 backend_options: dict | None = None, motion_gate: MotionGate | None = None):
+                 backend_options: dict | None = None, motion_gate: MotionGate | None = None,
+                 conditioning: bool | dict = True):
+        """``conditioning``: undo camera shake and light changes before the model looks
+        (``edge_vad.data.conditioning``); True, False, or the FrameConditioner's options."""
         m = bundle.manifest
+        options = conditioning if isinstance(conditioning, dict) else {}
+        self.conditioner = FrameConditioner(**options) if conditioning else None
+        self.resettles = 0
         self.gate = motion_gate
         self.bundle = bundle
         self.spec = InputSpec(**m.input.model_dump())
@@ -70,8 +77,7 @@ class CameraStream:
         self.warmup = m.warmup_frames
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the scene (after a gap in the stream): zero state, warm up again."""
+    def _reset_model(self) -> None:
         self.state = {
             s.input: np.zeros((1, *s.shape), dtype=np.float32) for s in self.bundle.manifest.state
         }
@@ -87,7 +93,25 @@ class CameraStream:
     def threshold(self) -> float:
         return self.calibration.threshold
 
+    def reset(self) -> None:
+        """Forget the scene (after a gap in the stream): zero state, warm up again."""
+        self._reset_model()
+        if self.conditioner is not None:
+            self.conditioner.reset()
+
+    def condition(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The frame with the camera's shake and light changes undone; a change of the whole scene
+        re-settles the model (state reset: warming up again, so no score, no alert)."""
+        if self.conditioner is None:
+            return frame_bgr
+        c = self.conditioner(frame_bgr)
+        if c.resettle:
+            self.resettles += 1
+            self._reset_model()
+        return c.image
+
     def step(self, frame_bgr: np.ndarray) -> StepResult:
+        frame_bgr = self.condition(frame_bgr)
         held = self._held(frame_bgr)
         if held is not None:
             return held
@@ -161,6 +185,7 @@ def step_batch(streams: list["CameraStream"], frames: list[np.ndarray]) -> list[
     first = streams[0]
     if not first.batchable or any(s.backend is not first.backend for s in streams):
         return [s.step(f) for s, f in zip(streams, frames)]
+    frames = [s.condition(f) for s, f in zip(streams, frames)]
     results: list[StepResult | None] = [s._held(f) for s, f in zip(streams, frames)]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from edge_vad import __version__
 from edge_vad.data.frames import read_frames, video_info
+from edge_vad.data.frames import parse_range
 from edge_vad.data.preprocess import preprocess_many
 from edge_vad.errors import EdgeVadError
 from edge_vad.models import get_model
@@ -25,19 +26,6 @@ from edge_vad.scoring.streaming import calibration_warning, fit_calibration
 from edge_vad.training import checkpoint as ckpt_io
 from edge_vad.training.clips import ClipDataset
 from edge_vad.training.inference import score_frames
-
-
-def parse_range(text: str | None, total: int) -> tuple[int, int]:
-    if not text:
-        return 0, total
-    try:
-        a, b = (part.strip() for part in text.split(":"))
-        start, stop = int(a or 0), int(b) if b else total
-    except ValueError:
-        raise EdgeVadError(f"--frames {text!r}: expected START:STOP, e.g. 0:480") from None
-    if not 0 <= start < stop <= total:
-        raise EdgeVadError(f"--frames {text!r}: range must lie within 0:{total}")
-    return start, stop
 
 
 def load_training_frames(data: Path, frames: str | None, spec) -> tuple[np.ndarray, dict]:

@@ -132,6 +132,7 @@ def make_testset(video: str | Path, out_dir: str | Path, start: int = TRAIN_FRAM
         clip, labels, events = inject_anomalies(frames, seed=seed)
         twin, _, twin_events = inject_anomalies(frames, seed=seed, counterfactual=True)
         write(VIDEO_NAME, clip)
+        paths["video"] = paths.pop(VIDEO_NAME)
         save_labels(out_dir / "labels.npy", labels)
         meta = {"source": str(video), "start": start, "stop": stop, "seed": seed, "scale": scale, "fps": fps,
                 "frames": len(frames), "anomalous_frames": int(labels.sum()), "events": events}
