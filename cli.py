@@ -132,25 +132,68 @@ def calibrate(
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Argument(..., help="checkpoint directory, bundle directory, or 'framediff'"),
-    video: Path = typer.Option(..., help="test video or image folder"),
-    labels: Path = typer.Option(..., help="per-frame labels (.npy or .txt, 0 normal / 1 anomalous)"),
+    video: Optional[Path] = typer.Option(None, help="test video or image folder (with --labels)"),
+    labels: Optional[Path] = typer.Option(None, help="per-frame labels (.npy or .txt, 0 normal / 1 anomalous)"),
+    testset: Optional[Path] = typer.Option(None, help="a test set from 'edge-vad make-testset': every clip, its "
+                                                      "counterfactual and the normal soak (events, not only AUC)"),
+    calib_data: Optional[Path] = typer.Option(None, help="framediff: normal footage to fit its threshold on"),
+    calib_frames: Optional[str] = typer.Option(None, help="framediff: frame range START:STOP of --calib-data"),
+    alerts_per_hour: float = typer.Option(1.0, help="framediff: the alert budget its threshold is fitted to"),
+    conditioning: bool = typer.Option(True, "--conditioning/--no-conditioning",
+                                      help="undo shake and light changes first, as the runtime does"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    report: Optional[Path] = typer.Option(None, help="write ROC and timeline plots (PNG) here"),
+    report: Optional[Path] = typer.Option(None, help="write ROC, timeline and alert plots (PNG) here"),
     threads: Optional[int] = typer.Option(None, min=1),
 ):
-    """Frame-level AUC (streaming and offline protocols) and EER on a labelled video."""
+    """What a user would receive: events (which anomalies caused one, delay, false events per hour, time in
+    alarm) and frame-level AUC (streaming and offline protocols), on a labelled video or a whole test set."""
+    from edge_vad.evaluation.scorers import FRAMEDIFF
+
+    if (video is None) != (labels is None):
+        raise EdgeVadError("--video and --labels go together")
+    if (video is None) == (testset is None):
+        raise EdgeVadError("give --video VIDEO --labels LABELS, or --testset DIR")
+    threshold = None
+    if model == FRAMEDIFF:
+        if calib_data is None:
+            raise EdgeVadError("framediff has no calibration of its own: pass --calib-data NORMAL_VIDEO "
+                               "(and --calib-frames, e.g. 0:480) to fit its threshold")
+        from edge_vad.data.frames import parse_range, video_info
+        from edge_vad.evaluation.alerts import framediff_threshold
+
+        info = video_info(calib_data)
+        threshold, _ = framediff_threshold(calib_data, parse_range(calib_frames, info.frames), info.fps,
+                                           alerts_per_hour, conditioning=conditioning)
+    if testset is not None:
+        from edge_vad.evaluation.alerts import evaluate_testset, format_testset
+
+        result = evaluate_testset(model, testset, threads=threads, conditioning=conditioning, threshold=threshold,
+                                  progress=lambda message: typer.echo(f"scoring {message}", err=True))
+        if report:
+            from edge_vad.evaluation.report import write_alert_timelines
+
+            result["report"] = [str(p) for p in write_alert_timelines(result, report)]
+        if not report:
+            result.pop("series", None)
+        typer.echo(json.dumps(result) if as_json else format_testset(result))
+        return
     from edge_vad.data.frames import video_info
     from edge_vad.data.labels import load_labels
+    from edge_vad.evaluation.alerts import events_on_labels
     from edge_vad.evaluation.evaluate import evaluate, format_result
     from edge_vad.evaluation.scorers import score_any
 
     y = load_labels(labels, video_info(video).frames)
-    scores = score_any(model, video, threads=threads)
+    scores = score_any(model, video, threads=threads, conditioning=conditioning)
+    if threshold is not None:
+        scores.threshold = threshold
     result = evaluate(scores, y)
+    if scores.threshold is not None:
+        result["events"] = events_on_labels(scores.stream, scores.threshold, y, video_info(video).fps)
     if report:
         from edge_vad.evaluation.report import write_report
 
-        result["report"] = [str(p) for p in write_report(scores, y, result, report)]
+        result["report"] = [str(p) for p in write_report(scores, y, result, report, video=video)]
     typer.echo(json.dumps(result) if as_json else format_result(result))
 
 

@@ -78,7 +78,9 @@ def _parity(model, tgt: Target, staging: Path, state: list[dict], calibration: d
     from converters.parity import TOLERANCES, check_parity  # torch: imported here, so `import converters` needs none
     backend, verified_on = _verifier(tgt, staging, graph_file, precision, threads, log, fixed_shapes)
     src, start, stop = _parity_source(info, calib_data)
-    stop = min(stop, start + model.warmup_frames + PARITY_FRAMES)
+    # The frames before a held-out block warm the stream up, so the block itself is compared.
+    start = max(0, start - model.warmup_frames) if calib_data is None else start
+    stop = min(max(stop, start + model.warmup_frames + 12), start + model.warmup_frames + PARITY_FRAMES)
     frames = preprocess_many(list(read_frames(src, start, stop)), model.input_spec())
     if len(frames) <= model.warmup_frames + 2:
         raise EdgeVadError(f"{src}: too few frames ({len(frames)}) to verify the conversion")
@@ -153,6 +155,12 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
     from edge_vad.training import checkpoint as ckpt_io  # needs the train extra
 
     model, info = ckpt_io.load_model(Path(ckpt))
+    from edge_vad.models import get_model
+
+    entry = get_model(info["model"])
+    if not entry.supports(precision):
+        raise EdgeVadError(f"{info['model']} does not run in {precision} (its precisions: {', '.join(entry.precisions)}); "
+                           f"choose one of them with --precision")
     calibration = ckpt_io.read_calibration(Path(ckpt))
     if calibration is None:
         raise EdgeVadError(f"{ckpt}: has no {ckpt_io.CALIBRATION}; training did not finish (run 'edge-vad train' again to resume)")

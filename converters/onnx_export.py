@@ -14,7 +14,7 @@ def export_step(model, path: Path, opset: int = OPSET) -> dict:
     """Write the step graph; returns the graph's input/output names and shapes."""
     step = model.step_module().eval()
     spec = model.input_spec()
-    frame = torch.zeros(1, spec.channels, spec.height, spec.width)
+    frame = torch.zeros(1, *(spec.table or (spec.channels, spec.height, spec.width)))
     states = [torch.zeros(1, *s.shape) for s in model.state_specs()]
     inputs = list(step.input_names)
     outputs = list(step.output_names)

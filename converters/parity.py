@@ -63,7 +63,9 @@ def check_parity(model, backend, graph_io: dict, state_names: list[tuple[str, st
     diff, mag, mapd, a, b = [], [], [], [], []
     for i, f in enumerate(frames):
         x = f[None].astype(np.float32)
-        e_t, m_t, *torch_state = step(torch.from_numpy(x), *torch_state)
+        # Outputs: error, error_map, the new state, then anything else the graph reports (objattr's ``why``).
+        e_t, m_t, *rest = step(torch.from_numpy(x), *torch_state)
+        torch_state = rest[:len(torch_state)]
         out = backend.run({graph_io["frame"]: x, **ort_state})
         for inp, outname in state_names:
             ort_state[inp] = out[outname]

@@ -72,7 +72,7 @@ def run_demo(model: str, broker: str | None, out: Path, threads: int | None = No
     try:
         from edge_vad.evaluation.report import write_report
 
-        paths = write_report(scores, labels, result, out)
+        paths = write_report(scores, labels, result, out, video=DEMO_CLIP)
         echo("report: " + ", ".join(str(p) for p in paths))
     except EdgeVadError as exc:  # matplotlib is optional on a device
         echo(f"(no plots: {exc})")

@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_vad.data.appearance import gray as _gray
 from edge_vad.data.appearance import preprocess, to_float
+from edge_vad.data.objects import ObjectAttributes
 from edge_vad.data.spec import MOTION_KINDS, InputSpec, parse_motion
 
 # DIS runs on the frame at this multiple of the model's input size: at 96 px a
@@ -137,7 +138,7 @@ class ObjectFrames(FlowFrames):
         return np.concatenate([base, masks])
 
 
-PREPROCESSORS: dict[str, Callable] = {"flow": FlowFrames, "objects": ObjectFrames}
+PREPROCESSORS: dict[str, Callable] = {"flow": FlowFrames, "objects": ObjectFrames, "attributes": ObjectAttributes}
 
 
 def _plain(spec: InputSpec) -> InputSpec:

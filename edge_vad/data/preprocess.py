@@ -37,6 +37,6 @@ class FramePreprocessor:
 def preprocess_many(frames, spec: InputSpec) -> np.ndarray:
     """A contiguous sequence of frames, as a camera would see them from its first frame."""
     if not frames:
-        return np.zeros((0, spec.channels, spec.height, spec.width), np.float32)
+        return np.zeros((0, *(spec.table or (spec.channels, spec.height, spec.width))), np.float32)
     prep = FramePreprocessor(spec)
     return np.stack([prep(f) for f in frames])

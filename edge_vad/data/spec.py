@@ -5,8 +5,10 @@ it depends on none of them. Motion names (``InputSpec.motion``):
 
 * ``flow``: appearance + optical flow (previous → current frame), 2 channels.
 * ``objects:K``: appearance + flow + K box masks of the current frame's foreground objects.
+* ``attributes:K``: no image at all: a K×F table of the current frame's objects and their
+  attributes (``edge_vad.data.objects``), the input of a density over objects.
 
-Their implementations are in ``edge_vad.data.motion``.
+Their implementations are in ``edge_vad.data.motion`` and ``edge_vad.data.objects``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Literal
 from edge_vad.errors import EdgeVadError
 
 #: motion kinds and whether they take a ``:K`` argument
-MOTION_KINDS = {"flow": False, "objects": True}
+MOTION_KINDS = {"flow": False, "objects": True, "attributes": True}
 
 
 def parse_motion(name: str) -> tuple[str, int]:
@@ -36,6 +38,8 @@ def parse_motion(name: str) -> tuple[str, int]:
 
 def extra_channels(name: str) -> int:
     kind, k = parse_motion(name)
+    if kind == "attributes":
+        return 0  # a table, not image channels (InputSpec.table)
     return 2 if kind == "flow" else 2 + k
 
 
@@ -58,6 +62,15 @@ class InputSpec:
     @property
     def channels(self) -> int:
         return self.appearance_channels + (extra_channels(self.motion) if self.motion else 0)
+
+    @property
+    def table(self) -> tuple[int, int] | None:
+        """(rows, columns) when the model takes a table of objects instead of an image (``attributes:K``)."""
+        if not self.motion or parse_motion(self.motion)[0] != "attributes":
+            return None
+        from edge_vad.data.objects import COLUMNS
+
+        return parse_motion(self.motion)[1], len(COLUMNS)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -150,3 +150,115 @@ def summarize(clips: dict[str, list[AnomalyOutcome]], soaks: list[SoakOutcome]) 
         out["false_events_per_hour_all"] = round(sum(s.events for s in soaks) / (frames / soaks[0].fps / 3600), 2)
         out["alarm_share_all"] = round(sum(s.alarm_share * s.frames for s in soaks) / frames, 4)
     return out
+
+
+# ------------------------------------------------------------ the whole test set
+
+
+def framediff_threshold(video, frames: tuple[int, int], fps: float, alerts_per_hour: float, augment: bool = True,
+                        conditioning: bool = True) -> tuple[float, dict]:
+    """framediff has no model to calibrate: its threshold is fitted to the same budget, on the same normal
+    footage and variants, as the models' (``edge_vad.scoring.calibrate``)."""
+    from edge_vad.data.frames import read_frames
+    from edge_vad.data.perturb import CALIBRATION_VARIANTS, apply_variant
+    from edge_vad.evaluation.scorers import framediff_scores
+    from edge_vad.scoring.budget import fit_threshold
+
+    base = list(read_frames(video, *frames))
+    runs = [framediff_scores(base, conditioning)]
+    if augment:
+        runs += [framediff_scores(apply_variant(base, v), conditioning) for v in CALIBRATION_VARIANTS]
+    fit = fit_threshold(runs, fps, alerts_per_hour)
+    return fit.threshold, fit.to_dict()
+
+
+def evaluate_testset(model: str, root, threads: int | None = None, conditioning: bool = True,
+                     threshold: float | None = None, policy: Policy = Policy(), soaks: list[str] | None = None,
+                     progress=None) -> dict:
+    """Every clip of a test set (``edge-vad make-testset``'s ``testset.json``): frame AUC, events, which
+    anomalies caused one, and false events on the normal soak. ``threshold`` overrides the model's own."""
+    import json
+    from pathlib import Path
+
+    from edge_vad.data.labels import load_labels
+    from edge_vad.evaluation.evaluate import evaluate
+    from edge_vad.evaluation.scorers import score_any
+
+    root = Path(root)
+    index = json.loads((root / "testset.json").read_text())
+    fps = float(index["fps"])
+    say = progress or (lambda message: None)
+
+    def scores(video: str):
+        say(f"{model}: {video}")
+        return score_any(model, root / video, threads=threads, conditioning=conditioning)
+
+    out: dict = {"model": model, "testset": str(root), "policy": asdict(policy), "conditioning": conditioning,
+                 "clips": {}, "soak": {}, "series": {}}
+    outcomes: dict[str, list[AnomalyOutcome]] = {}
+    for name, clip in index["clips"].items():
+        s = scores(clip["video"])
+        tau = threshold if threshold is not None else s.threshold
+        if tau is None:
+            raise ValueError(f"{model} has no threshold: pass one (framediff: fitted with framediff_threshold)")
+        twin = scores(clip["counterfactual"])
+        y = load_labels(root / clip["labels"], len(s.stream))
+        events, twin_events = events_from_scores(s.stream, tau, policy), events_from_scores(twin.stream, tau, policy)
+        outcomes[name] = attribute(clip["events"], events, twin_events, fps)
+        frame = evaluate(s, y)
+        out["threshold"] = float(tau)
+        out["clips"][name] = {"auc_stream": frame["auc_stream"], "auc_offline": frame["auc_offline"],
+                              "events": [asdict(e) for e in events], "counterfactual_events": [asdict(e) for e in twin_events],
+                              "anomalies": [o.to_dict() for o in outcomes[name]],
+                              "alarm_share_normal": _normal_alarm_share(events, y)}
+        out["series"][name] = {"score": s.stream.tolist(), "counterfactual": twin.stream.tolist(), "labels": y.tolist()}
+    results = []
+    for name, soak in index["soak"].items():
+        if soaks is not None and name not in soaks:
+            continue
+        s = scores(soak["video"])
+        results.append(soak_outcome(name, s.stream, out["threshold"], fps, policy))
+        out["soak"][name] = results[-1].to_dict()
+    out["summary"] = summarize(outcomes, results)
+    return out
+
+
+def _normal_alarm_share(events: list[Event], labels) -> float:
+    labels = np.asarray(labels)
+    inside = np.zeros(len(labels), bool)
+    for e in events:
+        inside[e.start:len(labels) if e.end is None else e.end] = True
+    normal = labels == 0
+    return float(inside[normal].mean()) if normal.any() else 0.0
+
+
+def format_testset(r: dict) -> str:
+    s = r["summary"]
+    lines = [f"model            {r['model']}   threshold {r['threshold']:.2f}"]
+    for name, clip in r["clips"].items():
+        got = [f"{a['kind']}{'✓' if a['caused'] else '✗'}" for a in clip["anomalies"]]
+        lines.append(f"{name:16s} AUC {clip['auc_stream']:.3f}  caused {s['caused_' + name]}: {' '.join(got)}")
+    lines.append(f"median delay     {s['median_delay_s']:.2f} s" if s.get("median_delay_s") is not None else "median delay     -")
+    for name, soak in r["soak"].items():
+        lines.append(f"soak {name:11s} {soak['events']:3d} false event(s) in {soak['minutes']:.1f} min "
+                     f"({soak['per_hour']:.1f}/hour), {soak['alarm_share']:.1%} in alarm")
+    return "\n".join(lines)
+
+
+def events_on_labels(scores, threshold: float, labels, fps: float, policy: Policy = Policy()) -> dict:
+    """Events on one labelled video (no counterfactual): per labelled anomaly whether an event started
+    inside it and when, and the false events (started on normal frames) per hour of normal footage."""
+    labels = np.asarray(labels)[: len(scores)]
+    events = events_from_scores(scores, threshold, policy)
+    edges = np.diff(np.r_[0, (labels > 0).astype(int), 0])
+    spans = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+    anomalies = []
+    for first, last in spans:
+        inside = [e for e in events if first <= e.start <= last]
+        anomalies.append({"first": int(first), "last": int(last), "event_started": bool(inside),
+                          "delay_s": (inside[0].opened - first) / fps if inside else None})
+    false = [e for e in events if e.start < len(labels) and labels[e.start] == 0]
+    normal_h = float((labels == 0).sum()) / fps / 3600.0
+    return {"raised": len(events), "anomalies": anomalies, "false_events": len(false),
+            "false_per_hour": round(len(false) / normal_h, 2) if normal_h else None,
+            "alarm_share_normal": round(_normal_alarm_share(events, labels), 4)}

@@ -54,4 +54,10 @@ def format_result(r: dict) -> str:
             f"at threshold   {r['threshold']:.2f} σ: false alarms {r['false_alarm_rate']:.1%} of normal frames, "
             f"detections {r['detection_rate']:.1%} of anomalous frames"
         )
+    ev = r.get("events")
+    if ev:
+        hit = sum(a["event_started"] for a in ev["anomalies"])
+        lines.append(f"events         {ev['raised']} raised; {hit}/{len(ev['anomalies'])} labelled anomalies opened one; "
+                     f"{ev['false_events']} false ({ev['false_per_hour']}/hour of normal footage), "
+                     f"{ev['alarm_share_normal']:.1%} of normal time in alarm")
     return "\n".join(lines)

@@ -54,20 +54,33 @@ def conditioned(frames, on: bool = True):
         yield conditioner(f).image
 
 
-def score_framediff(video: Path, frames: tuple[int, int | None] = (0, None), conditioning: bool = True) -> Scores:
+def framediff_scores(frames, conditioning: bool = True, raw: bool = False):
+    """framediff's streaming score on consecutive BGR frames: mean absolute difference of consecutive gray
+    frames, smoothed by the same causal EMA as the models'; NaN on the first frame. ``raw``: also the
+    unsmoothed differences (the offline protocol's error)."""
+    out, diffs, prev, ema = [], [], None, None
+    for f in conditioned(frames, conditioning):
+        x = preprocess(f, FRAMEDIFF_SPEC)
+        if prev is None:
+            out.append(np.nan)
+            diffs.append(np.nan)
+        else:
+            e = float(np.abs(x - prev).mean())
+            ema = e if ema is None else FRAMEDIFF_EMA * ema + (1 - FRAMEDIFF_EMA) * e
+            out.append(ema)
+            diffs.append(e)
+        prev = x
+    stream = np.asarray(out, np.float64)
+    return (stream, np.asarray(diffs, np.float64)) if raw else stream
+
+
+def score_framediff(video: Path, frames: tuple[int, int | None] = (0, None), conditioning: bool = True,
+                    threshold: float | None = None) -> Scores:
     info = video_info(video)
     stop = frames[1] if frames[1] is not None else info.frames
-    errors, stream = _nan(stop - frames[0]), _nan(stop - frames[0])
-    prev, ema = None, None
-    source = conditioned(read_frames(video, *frames), conditioning)
-    for i, f in enumerate(tqdm(source, total=stop - frames[0], desc="framediff", unit="f", leave=False)):
-        x = preprocess(f, FRAMEDIFF_SPEC)
-        if prev is not None:
-            errors[i] = float(np.abs(x - prev).mean())
-            ema = errors[i] if ema is None else FRAMEDIFF_EMA * ema + (1 - FRAMEDIFF_EMA) * errors[i]
-            stream[i] = ema
-        prev = x
-    return Scores(FRAMEDIFF, errors[: i + 1], stream[: i + 1], None, 1)
+    source = tqdm(read_frames(video, *frames), total=stop - frames[0], desc="framediff", unit="f", leave=False)
+    stream, errors = framediff_scores(source, conditioning, raw=True)
+    return Scores(FRAMEDIFF, errors, stream, threshold, 1)
 
 
 def score_checkpoint(ckpt: Path, video: Path, frames: tuple[int, int | None] = (0, None),
@@ -84,6 +97,9 @@ def score_checkpoint(ckpt: Path, video: Path, frames: tuple[int, int | None] = (
         errs, maps = score_frames(model, px, progress=bar)
     w = model.warmup_frames
     errors, stream = _nan(len(px)), _nan(len(px))
+    # One score per window end; a model that warms up longer than its window (a background to learn)
+    # has its first scores dropped, as the streaming step would not have given them.
+    errs, maps = errs[len(errs) - max(len(px) - w, 0):], maps[len(maps) - max(len(px) - w, 0):]
     errors[w:] = errs
     scorer = StreamingScorer(Calibration.from_dict(calib))
     stream[w:] = [scorer(m) for m in maps]

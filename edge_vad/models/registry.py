@@ -28,6 +28,12 @@ class ModelEntry:
     tags: tuple[str, ...] = field(default_factory=tuple)
     # Overrides that make a tiny variant for the test suite (seconds to train on a CPU).
     test_overrides: dict[str, Any] = field(default_factory=dict)
+    # Precisions its graph makes sense in; None: every target's. (A neighbour search has no convolutions
+    # to run in INT8, and its distances would lose their meaning in it.)
+    precisions: tuple[str, ...] | None = None
+
+    def supports(self, precision: str) -> bool:
+        return self.precisions is None or precision in self.precisions
 
     def preset(self, name: str) -> dict[str, Any]:
         if name not in self.presets:

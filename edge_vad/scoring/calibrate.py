@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.scoring.streaming import DEFAULT_ALERTS_PER_HOUR, MIN_FRAMES_PER_CELL, Calibration, fit_calibration
+from edge_vad.scoring.streaming import DEFAULT_ALERTS_PER_HOUR, Calibration, calibration_warning, fit_calibration
 
 #: the least normal footage a calibration takes, in scored frames (a minute at 10 fps would be 600)
 MIN_FRAMES = 60
@@ -40,8 +40,9 @@ def runs_of(maps: list) -> list[np.ndarray]:
 
 
 def frames_needed(grid: int, agg: str) -> int:
-    """Scored normal frames a calibration of this shape needs (per-cell statistics want frames per cell)."""
-    return MIN_FRAMES if agg == "max" else max(MIN_FRAMES, MIN_FRAMES_PER_CELL * grid * grid)
+    """Scored normal frames a calibration needs at the least; below ``MIN_FRAMES_PER_CELL`` per grid cell it
+    is made but warned about (``calibration_warning``)."""
+    return MIN_FRAMES
 
 
 def calibrate_on_footage(maps_of: MapsOf, segments: list[list[np.ndarray]], *, grid: int, topk: int, ema: float,
@@ -67,6 +68,10 @@ def calibrate_on_footage(maps_of: MapsOf, segments: list[list[np.ndarray]], *, g
             extra += [r for seg in segments for r in runs_of(maps_of(apply_variant(seg, name, seed)))]
     src = dict(source or {})
     src.update(augmented=list(CALIBRATION_VARIANTS) if extra else [], conditioned=True)
-    return fit_calibration(clean, grid=grid, topk=topk, ema=ema, target_far=target_far, source=src, agg=agg,
-                           alerts_per_hour=alerts_per_hour, fps=fps, threshold_maps=extra,
-                           min_frames=min_frames, end_frames=end_frames)
+    calib = fit_calibration(clean, grid=grid, topk=topk, ema=ema, target_far=target_far, source=src, agg=agg,
+                            alerts_per_hour=alerts_per_hour, fps=fps, threshold_maps=extra,
+                            min_frames=min_frames, end_frames=end_frames)
+    warning = calibration_warning(calib) if agg != "max" else None
+    if warning and log:
+        log(f"warning: {warning}")
+    return calib

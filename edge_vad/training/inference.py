@@ -39,7 +39,8 @@ def _score_carried(model, frames: np.ndarray, progress=None) -> tuple[np.ndarray
     state = [torch.zeros(1, *s.shape) for s in model.state_specs()]
     errors, maps = [], []
     for i, f in enumerate(frames):
-        error, error_map, *state = step(torch.from_numpy(np.ascontiguousarray(f[None])), *state)
+        error, error_map, *rest = step(torch.from_numpy(np.ascontiguousarray(f[None])), *state)
+        state = rest[:len(state)]
         if i < model.warmup_frames:
             continue
         errors.append(float(error[0]))

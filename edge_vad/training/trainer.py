@@ -102,6 +102,7 @@ def train(
     if epochs is not None:
         config["epochs"] = epochs
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
 
     resume = (out / ckpt_io.CONFIG).exists()
     if resume:

@@ -39,21 +39,23 @@ def stream_maps_of(bundle, threads: int | None = None, conditioning: bool = True
 
 
 def footage_segments(bundle, data: Path | None, frames: str | None) -> tuple[list[list], dict, float]:
-    """Normal footage to calibrate on: ``data`` (a range of it), else what the bundle was calibrated on."""
+    """Normal footage to calibrate on: ``data`` (a range of it), else the blocks the bundle was calibrated on
+    (held out from its training), each led in by the frames before it, so the stream has warmed up (its
+    state, its background model) when the block starts: the block is scored, its lead-in is not."""
     if data is None:
         src = bundle.manifest.score.calibration.get("source") or {}
         path, blocks = src.get("path"), src.get("frames") or src.get("holdout")
         if not path or not Path(path).exists() or not blocks:
             raise EdgeVadError(f"{bundle.root}: no normal footage given and the footage it was calibrated on is not "
                                "here; pass --data NORMAL_VIDEO (footage of the camera it will watch)")
-        data = Path(path)
+        data, lead = Path(path), bundle.manifest.warmup_frames
     else:
-        blocks = [list(parse_range(frames, video_info(data).frames))]
-    if not Path(data).exists():
-        raise EdgeVadError(f"--data {data}: no such file or folder")
-    segments = [list(read_frames(data, a, b)) for a, b in blocks]
+        if not Path(data).exists():
+            raise EdgeVadError(f"--data {data}: no such file or folder")
+        blocks, lead = [list(parse_range(frames, video_info(data).frames))], 0
+    segments = [list(read_frames(data, max(0, a - lead), b)) for a, b in blocks]
     fps = bundle.manifest.input.fps or video_info(data).fps
-    return segments, {"path": str(data), "frames": [list(b) for b in blocks]}, fps
+    return segments, {"path": str(data), "frames": [list(b) for b in blocks], "lead_in": lead}, fps
 
 
 def recalibrate_bundle(bundle_dir: Path, out: Path, data: Path | None = None, frames: str | None = None,

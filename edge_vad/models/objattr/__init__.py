@@ -1,0 +1,1 @@
+"""Object attributes with a density estimate: which object is abnormal, and why."""
