@@ -97,7 +97,7 @@ def _verifier(tgt: Target, staging: Path, graph_file: str, precision: str, threa
     if ok and not tgt.builds_on_device:
         return create_backend(tgt.backend, staging / graph_file, providers=list(tgt.providers) or None,
                               threads=threads, device=tgt.device, cache_dir=staging.parent / ".ov-cache",
-                              fixed_shapes=fixed_shapes), tgt.name
+                              fixed_shapes=fixed_shapes, precision=precision), tgt.name
     if tgt.backend == "openvino":
         raise EdgeVadError(f"target {tgt.name}: cannot verify here ({why}); convert on a machine with that device")
     proxy = staging / graph_file

@@ -6,6 +6,7 @@ the target does not support fails before any export work is done.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 
@@ -28,14 +29,14 @@ class Target:
     # 7-bit INT8 weights: ONNX Runtime's x86 kernels without VNNI (AVX2) saturate 16-bit pair sums with
     # full-range weights, which on this machine inverted an INT8 model's score (converters/quantize.py).
     int8_reduce_range: bool = False
+    # Int32 bias DequantizeLinear nodes (ONNX Runtime's default): TensorRT's dequantize layer takes only
+    # 8-bit inputs and refuses them ("only activation types allowed as input to this layer", onnx-tensorrt #850).
+    int8_quantize_bias: bool = True
 
     def runnable_here(self) -> tuple[bool, str]:
         """Whether this machine can run (and so verify and bench) the target; the reason if not."""
         if self.backend == "onnxruntime":
-            import onnxruntime as ort
-
-            missing = [p for p in self.providers if p not in ort.get_available_providers()]
-            return (not missing, f"ONNX Runtime here lacks {', '.join(missing)}" if missing else "")
+            return _providers_start(self.providers, self.device)
         if self.backend == "openvino":
             if importlib.util.find_spec("openvino") is None:
                 return False, "openvino not installed (pip install 'edge-vad[openvino]')"
@@ -49,6 +50,36 @@ class Target:
 
             return gpu_available()
         return False, f"unknown backend {self.backend}"
+
+
+@functools.lru_cache(maxsize=None)
+def _providers_start(providers: tuple[str, ...], device: str | None) -> tuple[bool, str]:
+    """Whether a session asked for ``providers`` really runs on them here. ONNX Runtime GPU builds list
+    CUDA/TensorRT as available on any machine and fall back to CPU when they cannot start, so the
+    answer comes from a session on a one-node graph."""
+    import onnx
+    import onnxruntime as ort
+
+    from edge_vad.runtime.backends.onnxruntime import provider_options, why_not_running
+
+    if list(providers) == ["CPUExecutionProvider"]:
+        return True, ""
+    absent = [p for p in providers if p not in ort.get_available_providers()]
+    if absent:
+        return False, f"ONNX Runtime here runs without {', '.join(absent)}: {why_not_running(absent)}"
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), providers=list(providers),
+                                       provider_options=provider_options(list(providers), device))
+    except Exception as exc:  # ORT raises its own types when a provider fails to start and no fallback is left
+        return False, f"ONNX Runtime cannot start {', '.join(providers)} here ({exc})"
+    missing = [p for p in providers if p not in session.get_providers()]
+    return (not missing, f"ONNX Runtime here runs without {', '.join(missing)}: {why_not_running(missing)}"
+            if missing else "")
 
 
 TARGETS: dict[str, Target] = {
@@ -77,6 +108,7 @@ TARGETS: dict[str, Target] = {
             providers=("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
             device="cuda:0",
             description="ONNX Runtime TensorRT execution provider (onnxruntime-gpu + TensorRT libraries)",
+            int8_quantize_bias=False,
         ),
         Target(
             "openvino-cpu",
@@ -109,6 +141,7 @@ TARGETS: dict[str, Target] = {
             device="cuda:0",
             builds_on_device=True,
             description="TensorRT engine on NVIDIA Jetson (Orin, Xavier), built on the device",
+            int8_quantize_bias=False,
         ),
         Target(
             "tensorrt",
@@ -117,6 +150,7 @@ TARGETS: dict[str, Target] = {
             device="cuda:0",
             builds_on_device=True,
             description="TensorRT engine on a desktop/server NVIDIA GPU, built on the machine",
+            int8_quantize_bias=False,
         ),
     )
 }

@@ -41,7 +41,7 @@ class CameraStream:
         self.preprocess = FramePreprocessor(self.spec)
         # device / build_plan come from the bundle; backend_options (a profile's device, cache dir) override them.
         options = {"device": m.target.device, "build_plan": m.target.build_plan, "fixed_shapes": m.graph.fixed_shapes,
-                   **(backend_options or {})}
+                   "precision": m.target.precision, **(backend_options or {})}
         self.backend = backend or create_backend(
             m.target.backend, bundle.graph_path, providers=m.target.providers or None, threads=threads, **options
         )
