@@ -120,3 +120,22 @@ def test_cuda_device_names(device, index):
 def test_a_bad_cuda_device_name_is_refused():
     with pytest.raises(EdgeVadError, match="expected cuda:N"):
         cudart.device_index("gpu0")
+
+
+def test_files_root_writes_into_the_services_cache_belong_to_the_service_user(tmp_path):
+    import os
+
+    from edge_vad.runtime.backends.tensorrt_engine import _cache_owner, _write
+
+    if os.geteuid() != 0:
+        pytest.skip("only root writes files for another user")
+    service = tmp_path / "var-cache-edge-vad"
+    service.mkdir()
+    os.chown(service, 4242, 4243)  # what systemd's CacheDirectory= leaves: owned by the service user
+    owner = _cache_owner(service / "tensorrt")
+    assert owner == (4242, 4243)
+    (service / "tensorrt").mkdir()
+    _write(service / "tensorrt" / "x.engine", b"engine", owner)
+    st = (service / "tensorrt" / "x.engine").stat()
+    assert (st.st_uid, st.st_gid) == (4242, 4243)
+    assert _cache_owner(tmp_path / "root-owned") is None  # a cache root owns stays root's

@@ -194,13 +194,21 @@ def cached_engine(cache: Path, key: dict) -> tuple[Path | None, str]:
     return None, "no engine of this graph in the cache yet"
 
 
-def _give_to_cache_owner(path: Path, cache: Path) -> None:
-    """A root build-engine run writing into the service's cache leaves files the service user can replace."""
+def _cache_owner(cache: Path) -> tuple[int, int] | None:
+    """Who files written into ``cache`` should belong to: when root writes into a cache another user owns
+    (a hand-run build-engine into the service's), that user, so the service can replace them later."""
     if os.geteuid() != 0:
-        return
-    owner = next((p.stat() for p in (cache, *cache.parents) if p.exists()), None)
-    if owner is not None and owner.st_uid != 0:
-        os.chown(path, owner.st_uid, owner.st_gid)
+        return None
+    st = next(p.stat() for p in (cache, *cache.parents) if p.exists())
+    return (st.st_uid, st.st_gid) if st.st_uid != 0 else None
+
+
+def _write(path: Path, data: bytes, owner: tuple[int, int] | None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    if owner:
+        os.chown(path, *owner)
 
 
 # ----------------------------------------------------------------- building
@@ -290,18 +298,36 @@ def build_engine(bundle_root: Path, plan: BuildPlan, cache_dir: Path | None = No
     cudart.use_device(index)
     gpu = cudart.gpu(index)
     cache, _ = engine_cache(cache_dir)
+    owner = _cache_owner(cache)
     cache.mkdir(parents=True, exist_ok=True)
-    _give_to_cache_owner(cache, cache)
+    if owner:
+        os.chown(cache, *owner)
     key = engine_key(plan, trt.__version__, gpu)
-    digest = key_digest(key)
-    engine_path = cache / f"{digest}.engine"
-    onnx_path = Path(bundle_root) / plan.onnx
-    what = f"building TensorRT engine {engine_path.name} from {onnx_path} ({plan.describe()})"
+    engine_path = cache / f"{key_digest(key)}.engine"
+    what = f"building TensorRT engine {engine_path.name} from {Path(bundle_root) / plan.onnx} ({plan.describe()})"
+    cc = gpu.compute_capability
+    timing_file = cache / f"timing-trt{trt.__version__}-sm{cc[0]}{cc[1]}.cache"
+    log(f"building TensorRT {trt.__version__} engine for {gpu.name} (sm{cc[0]}{cc[1]}; {plan.describe()}); "
+        "this takes a while once")
+    try:
+        serialized, timing = _build(trt, Path(bundle_root), plan, timing_file, engine_path.with_suffix(".calib"), what)
+    except cudart.CudaError as exc:
+        raise EdgeVadError(f"{what}: {exc}. Fix: check the GPU (nvidia-smi, tegrastats on Jetson); free GPU memory "
+                           f"or a smaller workspace_mb in the profile (now {plan.workspace_mb})") from exc
+    _write(timing_file, timing, owner)
+    _write(engine_path, serialized, owner)
+    _write(engine_path.with_suffix(".json"), json.dumps(key, indent=2).encode(), owner)
+    log(f"engine cached at {engine_path}")
+    return engine_path
 
+
+def _build(trt, bundle_root: Path, plan: BuildPlan, timing_file: Path, calib_cache: Path, what: str) -> tuple[bytes, bytes]:
+    """The TensorRT build itself: (serialized engine, timing cache)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = create_builder(trt, logger, what)
     network = builder.create_network(_network_flags(trt))
     parser = trt.OnnxParser(network, logger)
+    onnx_path = bundle_root / plan.onnx
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise EdgeVadError(f"{what}: TensorRT {trt.__version__} cannot import the graph: {errors}. Fix: convert "
@@ -322,9 +348,9 @@ def build_engine(bundle_root: Path, plan: BuildPlan, cache_dir: Path | None = No
         if plan.int8_mode == "calibrator":
             if not plan.calibration:
                 raise EdgeVadError(f"{PLAN_FILE}: int8_mode 'calibrator' needs a 'calibration' file")
-            with np.load(Path(bundle_root) / plan.calibration, allow_pickle=False) as data:
+            with np.load(bundle_root / plan.calibration, allow_pickle=False) as data:
                 samples = {k: data[k] for k in data.files}
-            calibrator = _EntropyCalibrator(trt, samples, cache / f"{digest}.calib")
+            calibrator = _EntropyCalibrator(trt, samples, calib_cache)
             config.int8_calibrator = calibrator
             config.set_calibration_profile(profile)
             # Layers the calibrator cannot cover fall back to FP16 rather than FP32.
@@ -336,13 +362,8 @@ def build_engine(bundle_root: Path, plan: BuildPlan, cache_dir: Path | None = No
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    cc = gpu.compute_capability
-    timing_file = cache / f"timing-trt{trt.__version__}-sm{cc[0]}{cc[1]}.cache"
     timing = config.create_timing_cache(timing_file.read_bytes() if timing_file.exists() else b"")
     config.set_timing_cache(timing, ignore_mismatch=False)
-
-    log(f"building TensorRT {trt.__version__} engine for {gpu.name} (sm{cc[0]}{cc[1]}; {plan.describe()}); "
-        "this takes a while once")
     try:
         serialized = builder.build_serialized_network(network, config)
     finally:
@@ -351,15 +372,7 @@ def build_engine(bundle_root: Path, plan: BuildPlan, cache_dir: Path | None = No
     if serialized is None:
         raise EdgeVadError(f"{what}: TensorRT built no engine (its log above says why). Fix: a larger workspace_mb "
                            f"in the profile (now {plan.workspace_mb}), or another precision than {plan.precision}")
-    for path, data in ((timing_file, config.get_timing_cache().serialize()), (engine_path, serialized)):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(bytes(data))
-        tmp.replace(path)
-        _give_to_cache_owner(path, cache)
-    engine_path.with_suffix(".json").write_text(json.dumps(key, indent=2))
-    _give_to_cache_owner(engine_path.with_suffix(".json"), cache)
-    log(f"engine cached at {engine_path}")
-    return engine_path
+    return bytes(serialized), bytes(config.get_timing_cache().serialize())
 
 
 def find_engine(plan: BuildPlan, cache_dir: Path | None = None, build: bool = True, bundle_root: Path | None = None,
