@@ -79,6 +79,10 @@ def test_build_engine_writes_the_profile_into_the_bundles_plan(tmp_path, monkeyp
     # The same profile again changes nothing.
     res = CliRunner().invoke(app, ["build-engine", str(root), "--profile", "jetson-agx-orin"])
     assert "written into" not in res.output and BuildPlan.load(root / PLAN_FILE) == stored
+    # A GPU-only profile takes the DLA core out again.
+    CliRunner().invoke(app, ["build-engine", str(root), "--profile", "jetson-orin-nano"])
+    nano = BuildPlan.load(root / PLAN_FILE)
+    assert (nano.dla_core, nano.batch["max"], nano.workspace_mb, nano.profile) == (None, 4, 1024, "jetson-orin-nano")
 
 
 def test_build_engine_refuses_a_read_only_bundle_with_the_fix(tmp_path, monkeypatch):

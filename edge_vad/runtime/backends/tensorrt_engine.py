@@ -104,10 +104,11 @@ class BuildPlan:
         return BuildPlan(**d)
 
     def for_profile(self, device_profile) -> "BuildPlan":
-        """This plan with a device profile's camera count, workspace and DLA core."""
+        """This plan with a device profile's camera count, workspace and DLA core (none: the GPU)."""
         p = device_profile
-        return self.with_profile(max_cameras=p.max_cameras, workspace_mb=p.workspace_mb, dla_core=p.dla_core,
-                                 name=p.name)
+        gpu = BuildPlan(**{**asdict(self), "dla_core": None})
+        return gpu.with_profile(max_cameras=p.max_cameras, workspace_mb=p.workspace_mb, dla_core=p.dla_core,
+                                name=p.name)
 
     def describe(self) -> str:
         dla = f", DLA core {self.dla_core}" if self.dla_core is not None else ""
