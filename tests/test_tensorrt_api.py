@@ -151,3 +151,19 @@ except EdgeVadError as exc:
     out = proc.stdout
     assert "e.engine" in out and "jetson-orin-nano" in out and "cannot create a builder" in out
     assert "factory function returned nullptr" in out and "Fix:" in out
+
+
+def test_the_tensorrt_extra_installs_the_range_the_gate_accepts_on_x86_only():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    req = next(Requirement(r) for r in extras["tensorrt"] if Requirement(r).name == "tensorrt")
+    for version in ("8.4.3.1", "8.5.3.1", "8.6.1", "10.3.0", "10.16.1.11", "11.0.0.114", "11.4.0.106"):
+        assert req.specifier.contains(version) == (tensorrt_version_problem(version) is None), version
+    # JetPack's TensorRT is the system one on aarch64: pip must not look for wheels that do not exist there.
+    assert req.marker.evaluate({"platform_machine": "x86_64", "sys_platform": "linux"})
+    assert not req.marker.evaluate({"platform_machine": "aarch64", "sys_platform": "linux"})
+    assert any(Requirement(r).name == "cuda-python" for r in extras["tensorrt"])
+    assert [Requirement(r).name for r in extras["cuda"]] == ["onnxruntime-gpu"]
