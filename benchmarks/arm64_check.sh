@@ -16,6 +16,7 @@
 #          decoded once here into PNGs (the aarch64 OpenCV wheel decodes MJPEG up to 2 grey levels
 #          differently), events to a mosquitto running on this host; then the same on x86 and the scores
 #          compared (benchmarks/arm64_scores.py).
+# ARM64_BUNDLES=bisho,stmae limits the daemon runs to those models.
 # Results land in $ARM64_CACHE/results/ (logs, scores-*.json, compare.txt).  The chroot build takes ~15 min.
 set -euo pipefail
 
@@ -158,19 +159,19 @@ run_daemon() {
   rm -rf "$ROOT/opt/frames" "$ROOT/opt/arm64_scores.py"
   cp -r "$frames" "$ROOT/opt/frames"
   cp "$REPO/benchmarks/arm64_scores.py" "$ROOT/opt/arm64_scores.py"
-  local port conf pid
+  local port conf
   port=$("$HOST_PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
   conf=$CACHE/mosquitto.conf
   printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$conf"
   /usr/sbin/mosquitto -c "$conf" > "$RESULTS/mosquitto.log" 2>&1 &
-  pid=$!
-  trap 'kill $pid 2>/dev/null || true; unmount_chroot' EXIT
+  MOSQUITTO_PID=$!
+  trap 'kill $MOSQUITTO_PID 2>/dev/null || true; unmount_chroot' EXIT
   log "host mosquitto on 127.0.0.1:$port; x86 run"
   "$HOST_PY" "$REPO/benchmarks/arm64_scores.py" run "$frames" "mqtt://127.0.0.1:$port" "$RESULTS/scores-x86_64.json"
   log "arm64 run (emulated)"
-  in_chroot python /opt/arm64_scores.py run /opt/frames "mqtt://127.0.0.1:$port" /opt/scores-aarch64.json
+  in_chroot python /opt/arm64_scores.py run /opt/frames "mqtt://127.0.0.1:$port" /opt/scores-aarch64.json ${ARM64_BUNDLES:+--bundles "$ARM64_BUNDLES"}
   cp "$ROOT/opt/scores-aarch64.json" "$RESULTS/scores-aarch64.json"
-  kill $pid; wait $pid 2>/dev/null || true
+  kill $MOSQUITTO_PID; wait $MOSQUITTO_PID 2>/dev/null || true
   "$HOST_PY" "$REPO/benchmarks/arm64_scores.py" compare "$RESULTS/scores-x86_64.json" "$RESULTS/scores-aarch64.json" \
     | tee "$RESULTS/compare.txt"
 }

@@ -61,7 +61,7 @@ def versions() -> dict:
             "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def run_all(frames: Path, broker: str, out: Path) -> None:
+def run_all(frames: Path, broker: str, out: Path, only: list[str] | None = None) -> None:
     from edge_vad.runtime.alerts.listen import Listener
     from edge_vad.runtime.daemon.config import config_from_flags
     from edge_vad.runtime.daemon.scheduler import Daemon
@@ -69,6 +69,8 @@ def run_all(frames: Path, broker: str, out: Path) -> None:
 
     report = {"versions": versions(), "frames": str(frames), "bundles": {}}
     for bundle in sorted((ASSETS / "bundles").glob("*-edge")):
+        if only and bundle.name.removesuffix("-edge") not in only:
+            continue
         steps = []
         camera = f"{bundle.name}-{report['versions']['machine']}"
         with tempfile.TemporaryDirectory() as state, Listener(broker, prefix="edge-vad-arm64", out=None) as listener:
@@ -92,11 +94,14 @@ def run_all(frames: Path, broker: str, out: Path) -> None:
         print(f"{bundle.name}: {summary.frames} frames at {summary.fps:.2f} fps, "
               f"{report['bundles'][bundle.name]['events']} events, {len(received)}/{len(sent)} messages received",
               flush=True)
-    out.write_text(json.dumps(report))
+        out.write_text(json.dumps(report))  # after every bundle: an emulated run takes hours
 
 
 def compare(a_path: Path, b_path: Path) -> int:
     a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
+    if set(b["bundles"]) < set(a["bundles"]):
+        print(f"not run on B: {', '.join(sorted(set(a['bundles']) - set(b['bundles'])))}")
+        a["bundles"] = {k: v for k, v in a["bundles"].items() if k in b["bundles"]}
     va, vb = a["versions"], b["versions"]
     print(f"A: {a_path.name} ({', '.join(f'{k} {v}' for k, v in va.items())})")
     print(f"B: {b_path.name} ({', '.join(f'{k} {v}' for k, v in vb.items())})")
@@ -133,6 +138,7 @@ def main() -> int:
     r.add_argument("frames", type=Path)
     r.add_argument("broker")
     r.add_argument("out", type=Path)
+    r.add_argument("--bundles", help="only these shipped models, comma-separated (e.g. bisho,stmae)")
     c = sub.add_parser("compare")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
@@ -140,7 +146,7 @@ def main() -> int:
     if args.cmd == "frames":
         decode_frames(args.out)
     elif args.cmd == "run":
-        run_all(args.frames, args.broker, args.out)
+        run_all(args.frames, args.broker, args.out, args.bundles.split(",") if args.bundles else None)
     else:
         return compare(args.a, args.b)
     return 0
