@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converters.targets import TARGETS
+from edge_vad.targets import TARGETS
 from edge_vad.models import get_model, list_models
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import REPO
 
-from converters.targets import TARGETS
+from edge_vad.targets import TARGETS
 from edge_vad.errors import EdgeVadError
 from edge_vad.runtime.backends.onnxruntime import OnnxRuntimeBackend, provider_options, why_not_running
 from edge_vad.runtime.bundle.loader import load_bundle
