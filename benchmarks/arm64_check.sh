@@ -148,7 +148,7 @@ run_tests() {
   for f in $selected; do [[ " ${uncollected[*]} " == *" $f "* ]] || keep+=("$f"); done
   log "running the torch-free tests (emulated; slow)"
   local rc=0
-  in_chroot sh -c "cd /opt/src && python -m pytest -q -p no:cacheprovider -o addopts= ${uncollected[*]/#/--ignore=} ${keep[*]}" \
+  in_chroot sh -c "cd /opt/src && python -m pytest -q -rs -p no:cacheprovider -o addopts= ${uncollected[*]/#/--ignore=} ${keep[*]}" \
     >> "$RESULTS/tests.log" 2>&1 || rc=$?
   tail -5 "$RESULTS/tests.log"
   return $rc
