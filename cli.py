@@ -267,24 +267,30 @@ def profiles_show(name: str = typer.Argument(..., help="profile name or path to 
 @app.command("build-engine")
 def build_engine_cmd(
     bundle: Path = typer.Argument(..., help="bundle converted for a TensorRT target (jetson, tensorrt)"),
-    profile: Optional[str] = typer.Option(None, help="device profile: max cameras, workspace, DLA core"),
-    cache_dir: Optional[Path] = typer.Option(None, help="engine cache (default ~/.cache/edge-vad/tensorrt or $EDGE_VAD_CACHE)"),
+    profile: Optional[str] = typer.Option(None, help="device profile: max cameras, workspace, DLA core (written into the bundle's build plan)"),
+    cache_dir: Optional[Path] = typer.Option(None, help="engine folder (default: $EDGE_VAD_CACHE/tensorrt, else /var/cache/edge-vad/tensorrt where the service is installed, else ~/.cache/edge-vad/tensorrt)"),
 ):
     """Build (or find) this device's TensorRT engine for a bundle; run once on the device."""
     from edge_vad.profiles import load_profile
-    from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, find_engine
+    from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, engine_cache, find_engine, store_plan
     from edge_vad.runtime.bundle.loader import load_bundle
 
     require("tensorrt", "tensorrt", "edge-vad build-engine")  # before the bundle: nothing here works without it
     b = load_bundle(bundle)
-    if b.manifest.target.backend != "tensorrt" or not b.manifest.target.build_plan:
-        raise EdgeVadError(f"{bundle}: converted for {b.manifest.target.name} ({b.manifest.target.backend}); "
+    target = b.manifest.target
+    if target.backend != "tensorrt" or not target.build_plan:
+        raise EdgeVadError(f"{bundle}: converted for {target.name} ({target.backend}); "
                            "only TensorRT bundles (--target jetson/tensorrt) have an engine to build")
-    plan = BuildPlan.load(b.root / b.manifest.target.build_plan)
+    plan = BuildPlan.load(b.root / target.build_plan)
     if profile:
-        p = load_profile(profile)
-        plan = plan.with_profile(max_cameras=p.max_cameras, workspace_mb=p.workspace_mb, dla_core=p.dla_core)
-    typer.echo(f"engine: {find_engine(plan, cache_dir, bundle_root=b.root, log=typer.echo)}")
+        plan = plan.for_profile(load_profile(profile))
+        if store_plan(b.root, target.build_plan, plan):
+            typer.echo(f"build plan: {plan.describe()}; written into {b.root / target.build_plan}, so 'run' uses it too")
+    cache, why = engine_cache(cache_dir)
+    typer.echo(f"engine cache: {cache} ({why})")
+    if cache_dir and Path(cache_dir) != engine_cache()[0]:
+        typer.echo(f"note: 'edge-vad run' looks in {engine_cache()[0]}, not here")
+    typer.echo(f"engine: {find_engine(plan, cache, bundle_root=b.root, log=typer.echo, device=target.device)}")
 
 
 @app.command()

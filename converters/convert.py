@@ -226,7 +226,8 @@ def convert(ckpt: Path, target: str, out: Path, precision: str | None = None,
 
             quant.update(to_int8(fp32, staging / GRAPH_FILE, probe, spec=model.input_spec(),
                                  keep_float=int8_keep_float, reduce_range=weights == "7-bit",
-                                 exact=tgt.name != "cpu", log=log, accept=passes_parity))
+                                 exact=tgt.name != "cpu", log=log, accept=passes_parity,
+                                 quantize_bias=tgt.int8_quantize_bias))
             fp32.unlink()
         elif precision == "fp16" and not tgt.builds_on_device:
             from converters.quantize import to_fp16

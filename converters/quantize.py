@@ -268,7 +268,7 @@ class _Reader:
         return next(self._it, None)
 
 
-def _quantize(src: Path, dst: Path, samples, exclude: list[str], reduce_range: bool) -> None:
+def _quantize(src: Path, dst: Path, samples, exclude: list[str], reduce_range: bool, quantize_bias: bool = True) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     quantize_static(
@@ -281,7 +281,8 @@ def _quantize(src: Path, dst: Path, samples, exclude: list[str], reduce_range: b
         weight_type=QuantType.QInt8,
         nodes_to_exclude=exclude,
         calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        # QuantizeBias False: float biases, for TensorRT, whose dequantize layer takes no int32 input.
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": quantize_bias},
     )
 
 
@@ -363,7 +364,8 @@ def probe_samples(samples):
 
 
 def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "auto",
-            reduce_range: bool = False, exact: bool = False, log=print, accept=None) -> dict:
+            reduce_range: bool = False, exact: bool = False, log=print, accept=None,
+            quantize_bias: bool = True) -> dict:
     """QDQ INT8 graph, ranges from ``probe.samples``.  ``keep_float``: "auto" (rule + measurement, see the
     module doc) or "none" (every convolution quantized).  ``exact``: measure with unfused QDQ arithmetic
     (targets that are not ONNX Runtime CPU).  ``accept(graph_path)``: the gate a candidate must also pass
@@ -380,7 +382,7 @@ def to_int8(src: Path, dst: Path, probe: Probe, spec=None, keep_float: str = "au
     def trial(exclude: list[str]) -> tuple[Path, float]:
         path = dst.with_name(f"{dst.stem}.trial{len(tried)}{dst.suffix}")
         tried.append(path)
-        _quantize(src, path, samples, exclude, reduce_range)
+        _quantize(src, path, samples, exclude, reduce_range, quantize_bias)
         return path, deviation(ref, _outputs(_session(path, exact), probe))
 
     try:

@@ -31,7 +31,6 @@ def write_plan(bundle: Path, graph_file: str, precision: str, state: list[dict],
         int8_mode=(int8_mode if precision == "int8" else None), calibration=calibration,
     )
     if profile is not None:
-        plan = plan.with_profile(max_cameras=profile.max_cameras, workspace_mb=profile.workspace_mb,
-                                 dla_core=profile.dla_core)
+        plan = plan.for_profile(profile)
     (bundle / PLAN_FILE).write_text(plan.to_json())
     return PLAN_FILE

@@ -35,7 +35,7 @@ class CameraDefaults(_Strict):
 class Profile(_Strict):
     name: str
     description: str
-    target: str  # a converters/targets.py target
+    target: str  # an edge_vad/targets.py target
     backend: Literal["onnxruntime", "openvino", "tensorrt"]
     device: str  # CPU / GPU / NPU (OpenVINO), cuda:0 (NVIDIA), cpu
     precision: Literal["fp32", "fp16", "int8"]
@@ -52,7 +52,7 @@ class Profile(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        from converters.targets import TARGETS
+        from edge_vad.targets import TARGETS
 
         if self.target not in TARGETS:
             raise ValueError(f"target '{self.target}' unknown; targets: {', '.join(sorted(TARGETS))}")

@@ -489,6 +489,9 @@ def test_tensorrt_bundle_without_tensorrt_says_engine_builds_on_device(trained, 
     assert any("engine will be built on the device" in line for line in lines)
     plan = json.loads((tmp_path / "j" / "engine_plan.json").read_text())
     assert plan["int8_mode"] == "qdq"
+    from test_int8_graphs_for_tensorrt import int32_dequantize_inputs
+
+    assert int32_dequantize_inputs(tmp_path / "j" / "model.onnx") == []  # TensorRT refuses int32 bias DQ
 
 
 def test_missing_backend_package_names_the_install_command(trained, tmp_path_factory):
@@ -564,25 +567,23 @@ def test_bench_ops_prints_the_operator_profile_of_a_bundle_and_refuses_a_checkpo
 # --- TensorRT on a real GPU (skipped, not faked, elsewhere) ----------------------------------
 
 @pytest.mark.gpu
-def test_tensorrt_engine_builds_caches_and_matches_pytorch(trained, tmp_path):
+def test_tensorrt_engine_builds_caches_and_matches_pytorch(trained, tmp_path, monkeypatch):
     from edge_vad.runtime.backends.tensorrt_engine import gpu_available
 
     ok, why = gpu_available()
     if not ok:
         pytest.skip(why)
-    import os
-
     from converters import convert
     from edge_vad.runtime.backends.tensorrt import TensorRtBackend
 
-    os.environ["EDGE_VAD_CACHE"] = str(tmp_path / "cache")
+    monkeypatch.setenv("EDGE_VAD_CACHE", str(tmp_path / "cache"))
     lines = []
     m = convert(trained[1], "tensorrt", tmp_path / "t", precision="fp16", threads=1, log=lines.append)
     assert any("engine built and cached" in line for line in lines)
     backend = TensorRtBackend(tmp_path / "t" / "model.onnx", cache_dir=tmp_path / "engines", log=lines.append)
     again = TensorRtBackend(tmp_path / "t" / "model.onnx", cache_dir=tmp_path / "engines", build=False)
-    x = {"frame": np.random.rand(2, *m.graph.inputs[0].shape[1:]).astype(np.float32),
-         "frames": np.random.rand(2, *m.graph.inputs[1].shape[1:]).astype(np.float32)}
+    rng = np.random.default_rng(0)
+    x = {i.name: rng.random((2, *i.shape[1:]), dtype=np.float32) for i in m.graph.inputs}
     np.testing.assert_allclose(backend.run(x)["error"], again.run(x)["error"], rtol=1e-3)
 
 

@@ -47,6 +47,8 @@ def test_runtime_imports_and_scores_without_torch():
         stream = CameraStream(load_bundle(shipped_bundle("stconvlstm")))
         results = [stream.step(f) for f in read_frames(DEMO_CLIP, 0, stream.warmup + 3)]
         assert results[-1].score == results[-1].score, "a real score after warm-up"
+        from edge_vad.profiles import load_profile  # profiles are checked against converters' target table
+        assert load_profile("jetson-orin-nano").target == "jetson"
         assert "torch" not in sys.modules
         print("ok", results[-1].score)
         """

@@ -1,4 +1,4 @@
-"""TensorRT backend (tensorrt + pycuda): runs the engine built on this device from the bundle's plan."""
+"""TensorRT backend (tensorrt + cuda-python): runs the engine built on this device from the bundle's plan."""
 
 from __future__ import annotations
 
@@ -7,72 +7,85 @@ from pathlib import Path
 import numpy as np
 
 from edge_vad.errors import EdgeVadError
-from edge_vad.runtime.backends.tensorrt_engine import PLAN_FILE, BuildPlan, _modules, find_engine
+from edge_vad.runtime.backends import cuda_runtime as cudart
+from edge_vad.runtime.backends.batching import run_in_chunks
+from edge_vad.runtime.backends.tensorrt_engine import PLAN_FILE, BuildPlan, build_engine, find_engine, tensorrt
 
 
 class TensorRtBackend:
     name = "tensorrt"
 
     def __init__(self, model_path: Path, build_plan: str | Path | None = None, cache_dir: Path | None = None,
-                 build: bool = True, plan_overrides: dict | None = None, log=print, **_ignored):
-        trt, cuda = _modules()
+                 build: bool = True, device: str | None = None, log=print, **_ignored):
+        trt = tensorrt()
         root = Path(model_path).parent
         plan = BuildPlan.load(root / (build_plan or PLAN_FILE))
-        if plan_overrides:
-            plan = plan.with_profile(**plan_overrides)
-        engine_file = find_engine(plan, cache_dir, build=build, bundle_root=root, log=log)
-        # The primary context is shared with anything else on this GPU in the process.
-        self._ctx = cuda.Device(0).retain_primary_context()
-        self._ctx.push()
-        try:
-            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.device_index = cudart.device_index(device)
+        engine_file = find_engine(plan, cache_dir, build=build, bundle_root=root, log=log, device=self.device_index)
+        logger = trt.Logger(trt.Logger.WARNING)
+        # The ONNX parser registers TensorRT's plugins (hf2vad's RoiAlign becomes ROIAlign_TRT) only in the
+        # process that builds; a process that only loads the cached engine has to register them itself.
+        trt.init_libnvinfer_plugins(logger, "")
+        runtime = trt.Runtime(logger)
+        self.engine = runtime.deserialize_cuda_engine(engine_file.read_bytes())
+        if self.engine is None and build:
+            log(f"{engine_file}: TensorRT {trt.__version__} cannot load this cached engine (its log above says "
+                "why); rebuilding it")
+            engine_file.unlink()
+            engine_file = build_engine(root, plan, cache_dir, log=log, device=self.device_index)
             self.engine = runtime.deserialize_cuda_engine(engine_file.read_bytes())
-            if self.engine is None:
-                raise EdgeVadError(f"{engine_file}: TensorRT cannot load this engine; delete it to rebuild")
-            self.context = self.engine.create_execution_context()
-            self.stream = cuda.Stream()
-            names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-            self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-            self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-            self.max_batch = plan.batch["max"]
-            self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
-            # Device and pinned host buffers sized for the largest batch of the profile.
-            self.device, self.host = {}, {}
-            shapes = dict(plan.inputs)
-            for n in self.inputs:
-                self.context.set_input_shape(n, (self.max_batch, *shapes[n]))
-            for n in names:
-                shape = tuple(self.context.get_tensor_shape(n))
-                self.host[n] = cuda.pagelocked_empty(shape, self.dtypes[n])
-                self.device[n] = cuda.mem_alloc(self.host[n].nbytes)
-                self.context.set_tensor_address(n, int(self.device[n]))
-        finally:
-            self._ctx.pop()
-        self._cuda = cuda
+        self.what = f"TensorRT engine {engine_file} ({plan.describe()})"
+        if self.engine is None:
+            raise EdgeVadError(f"{self.what}: TensorRT cannot load it. Fix: delete it and run "
+                               "'edge-vad build-engine BUNDLE' on this device")
+        try:
+            self._allocate(trt)
+        except cudart.CudaError as exc:
+            raise EdgeVadError(f"{self.what}: {exc}. Fix: free GPU memory (other processes: nvidia-smi) or "
+                               "a profile with fewer max_cameras") from exc
+
+    def _allocate(self, trt) -> None:
+        engine = self.engine
+        self.context = engine.create_execution_context()
+        self.stream = cudart.Stream()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        # The engine's own optimization profile says how many cameras one call takes (min, opt, max).
+        self.max_batch = int(engine.get_tensor_profile_shape(self.inputs[0], 0)[2][0])
+        self.dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
+        for n in self.inputs:
+            self.context.set_input_shape(n, (self.max_batch, *tuple(engine.get_tensor_shape(n))[1:]))
+        # Device and pinned host buffers sized for the largest batch of the profile.
+        self.device, self.host = {}, {}
+        for n in names:
+            self.host[n] = cudart.PinnedArray(tuple(self.context.get_tensor_shape(n)), self.dtypes[n])
+            self.device[n] = cudart.DeviceBuffer(self.host[n].nbytes)
+            self.context.set_tensor_address(n, self.device[n].ptr)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        cuda = self._cuda
-        batch = next(iter(inputs.values())).shape[0]
-        if batch > self.max_batch:
-            raise EdgeVadError(f"batch {batch} exceeds the engine's profile maximum {self.max_batch}; "
-                               "rebuild with a profile of more cameras")
-        self._ctx.push()
+        return run_in_chunks(self._run_batch, inputs, self.max_batch)
+
+    def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
+            cudart.use_device(self.device_index)
             for n in self.inputs:
                 x = np.ascontiguousarray(inputs[n], dtype=self.dtypes[n])
                 self.context.set_input_shape(n, x.shape)
-                view = self.host[n].reshape(-1)[: x.size].reshape(x.shape)
+                view = self.host[n].array.reshape(-1)[: x.size].reshape(x.shape)
                 view[...] = x
-                cuda.memcpy_htod_async(self.device[n], view, self.stream)
-            if not self.context.execute_async_v3(self.stream.handle):
-                raise EdgeVadError("TensorRT execution failed (see the TensorRT log)")
+                self.stream.to_device(self.device[n], view)
+            if not self.context.execute_async_v3(int(self.stream)):
+                raise EdgeVadError(f"{self.what}: execution failed (the TensorRT log above says why)")
             out = {}
             for n in self.outputs:
                 shape = tuple(self.context.get_tensor_shape(n))
-                view = self.host[n].reshape(-1)[: int(np.prod(shape))].reshape(shape)
-                cuda.memcpy_dtoh_async(view, self.device[n], self.stream)
+                view = self.host[n].array.reshape(-1)[: int(np.prod(shape))].reshape(shape)
+                self.stream.to_host(view, self.device[n])
                 out[n] = view
             self.stream.synchronize()
-            return {n: v.astype(np.float32, copy=True) for n, v in out.items()}
-        finally:
-            self._ctx.pop()
+        except cudart.CudaError as exc:
+            raise EdgeVadError(f"{self.what}: {exc}. Fix: check the GPU (nvidia-smi / tegrastats); a GPU error "
+                               "often needs the service restarted") from exc
+        # Copies: the pinned buffers are reused by the next call (and by the next chunk of this one).
+        return {n: v.astype(np.float32, copy=True) for n, v in out.items()}
