@@ -67,7 +67,7 @@ def test_tensorrt_targets_share_one_int8_setting():
     assert all(TARGETS[n].int8_quantize_bias is False for n in TENSORRT_FAMILY)
 
 
-@pytest.mark.parametrize("model", list_models())
+@pytest.mark.parametrize("model", [m for m in list_models() if get_model(m).supports("int8")])
 def test_no_int32_bias_dequantize_in_tensorrt_int8_graphs(exported, model, tmp_path):
     import onnx
 
