@@ -82,15 +82,26 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="print one JSO
     """List the registered models and their presets."""
     from edge_vad.models import entries
 
+    from edge_vad import pretrained
+
+    measured = pretrained.numbers()
+    shipped = pretrained.names()
     if as_json:
-        _echo_json([{"name": e.name, "summary": e.summary, "paper": e.paper, "default_preset": e.default_preset,
-                     "presets": e.presets} for e in entries()])
+        _echo_json({"models": [{"name": e.name, "summary": e.summary, "paper": e.paper,
+                                "default_preset": e.default_preset, "presets": e.presets} for e in entries()],
+                    "pretrained": [{"name": n, **measured.get(n, {})} for n in shipped]})
         return
     for e in entries():
         # Square models give "size"; non-square ones (hf2vad keeps the camera's aspect) height × width.
         presets = ", ".join(f"{p} ({c['size']}px)" if "size" in c else f"{p} ({c['height']}×{c['width']}px)"
-                            for p, c in e.presets.items())
+                            if "height" in c else p for p, c in e.presets.items())
         typer.echo(f"{e.name:12s} {e.summary}\n{'':12s} presets: {presets}")
+    if shipped:
+        typer.echo("\npre-trained (use the name wherever a checkpoint or bundle path is asked for):")
+        for n in shipped:
+            m = measured.get(n, {})
+            facts = "; ".join(f"{k} {v}" for k, v in m.get("headline", {}).items()) or "not measured"
+            typer.echo(f"  {n:18s} {facts}")
 
 
 @app.command()
@@ -131,7 +142,8 @@ def calibrate(
 
 @app.command("eval")
 def eval_cmd(
-    model: str = typer.Argument(..., help="checkpoint directory, bundle directory, or 'framediff'"),
+    model: str = typer.Argument(..., help="checkpoint directory, bundle directory, a pre-trained name "
+                                          "(e.g. hf2vad-edge: its bundle), or 'framediff'"),
     video: Optional[Path] = typer.Option(None, help="test video or image folder (with --labels)"),
     labels: Optional[Path] = typer.Option(None, help="per-frame labels (.npy or .txt, 0 normal / 1 anomalous)"),
     testset: Optional[Path] = typer.Option(None, help="a test set from 'edge-vad make-testset': every clip, its "
@@ -148,16 +160,19 @@ def eval_cmd(
     """What a user would receive: events (which anomalies caused one, delay, false events per hour, time in
     alarm) and frame-level AUC (streaming and offline protocols), on a labelled video or a whole test set."""
     from edge_vad.evaluation.scorers import FRAMEDIFF
+    from edge_vad.pretrained import resolve
 
+    if model != FRAMEDIFF:
+        model = str(resolve(model, "any"))
     if (video is None) != (labels is None):
         raise EdgeVadError("--video and --labels go together")
     if (video is None) == (testset is None):
         raise EdgeVadError("give --video VIDEO --labels LABELS, or --testset DIR")
     threshold = None
-    if model == FRAMEDIFF:
-        if calib_data is None:
-            raise EdgeVadError("framediff has no calibration of its own: pass --calib-data NORMAL_VIDEO "
-                               "(and --calib-frames, e.g. 0:480) to fit its threshold")
+    if model == FRAMEDIFF and calib_data is None and testset is not None:
+        raise EdgeVadError("framediff has no calibration of its own: pass --calib-data NORMAL_VIDEO "
+                           "(and --calib-frames, e.g. 0:480) to fit the threshold its events are counted at")
+    if model == FRAMEDIFF and calib_data is not None:
         from edge_vad.data.frames import parse_range, video_info
         from edge_vad.evaluation.alerts import framediff_threshold
 
@@ -199,7 +214,8 @@ def eval_cmd(
 
 @app.command()
 def convert(
-    ckpt: Path = typer.Argument(..., help="checkpoint directory from 'edge-vad train'"),
+    ckpt: Path = typer.Argument(..., help="checkpoint directory from 'edge-vad train', or a pre-trained name "
+                                          "(e.g. stconvlstm-edge; see 'edge-vad models')"),
     out: Path = typer.Option(..., help="bundle directory to write"),
     target: Optional[str] = typer.Option(None, metavar="TARGET", help="deployment target: cpu, cuda, cuda-trt, openvino-cpu/gpu/npu, jetson, tensorrt (default: the profile's, else cpu)"),
     precision: Optional[str] = typer.Option(None, metavar="fp32|fp16|int8|bf16", help="bf16 on openvino-cpu where the CPU has native bf16; default: the profile's, else the target's first"),
@@ -220,6 +236,9 @@ def convert(
     from edge_vad.profiles import load_profile
     from edge_vad.progress import StageProgress
 
+    from edge_vad.pretrained import resolve
+
+    ckpt = resolve(ckpt, "checkpoint")
     prof = load_profile(profile) if profile else None
     target = target or (prof.target if prof else "cpu")
     if prof and target == prof.target:
@@ -276,6 +295,9 @@ def build_engine_cmd(
     from edge_vad.runtime.bundle.loader import load_bundle
 
     require("tensorrt", "tensorrt", "edge-vad build-engine")  # before the bundle: nothing here works without it
+    from edge_vad.pretrained import resolve
+
+    bundle = resolve(bundle, "bundle")
     b = load_bundle(bundle)
     target = b.manifest.target
     if target.backend != "tensorrt" or not target.build_plan:
@@ -301,8 +323,9 @@ def package(
 ):
     """Bundle + profile + the device's firmware configs + install.sh, in one archive."""
     from converters.package import package as run_package
+    from edge_vad.pretrained import resolve
 
-    run_package(bundle, profile, out, log=typer.echo)
+    run_package(resolve(bundle, "bundle"), profile, out, log=typer.echo)
 
 
 @app.command()
@@ -326,8 +349,11 @@ def bench(
 ):
     """Convert to every target available on this machine; print target | precision | status | size | AUC | ms | FPS."""
     from edge_vad.benchmarking.bench import Row, bench as run_bench, format_table, time_bundle
+    from edge_vad.pretrained import resolve
     from edge_vad.runtime.bundle.manifest import MANIFEST
 
+    # A pre-trained name is its checkpoint: bench converts it to every target here.
+    model = [resolve(m, "checkpoint") for m in model]
     if speed:
         from edge_vad.benchmarking.speed import speed as run_speed
 
@@ -424,7 +450,10 @@ def run(
     elif bundle is None or source is None:
         raise EdgeVadError("give --config DEVICE.yaml, or --bundle and --source for a single camera")
     else:
-        cfg = config_from_flags(bundle, source, camera_id, broker, topic_prefix, device_id, state_dir, threads)
+        from edge_vad.pretrained import resolve
+
+        cfg = config_from_flags(resolve(bundle, "bundle"), source, camera_id, broker, topic_prefix, device_id,
+                                state_dir, threads)
     _require_source_extras(cfg)
     setup_logging(verbose, cfg.log_format)
     daemon = Daemon(cfg)
