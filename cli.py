@@ -87,9 +87,10 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="print one JSO
     measured = pretrained.numbers()
     shipped = pretrained.names()
     if as_json:
-        _echo_json({"models": [{"name": e.name, "summary": e.summary, "paper": e.paper,
-                                "default_preset": e.default_preset, "presets": e.presets} for e in entries()],
-                    "pretrained": [{"name": n, **measured.get(n, {})} for n in shipped]})
+        _echo_json([{"name": e.name, "summary": e.summary, "paper": e.paper, "default_preset": e.default_preset,
+                     "presets": e.presets,
+                     "pretrained": [{"name": n, **measured.get(n, {})} for n in shipped if n.startswith(e.name + "-")]}
+                    for e in entries()])
         return
     for e in entries():
         # Square models give "size"; non-square ones (hf2vad keeps the camera's aspect) height × width.
@@ -294,7 +295,6 @@ def build_engine_cmd(
     from edge_vad.runtime.backends.tensorrt_engine import BuildPlan, engine_cache, find_engine, store_plan
     from edge_vad.runtime.bundle.loader import load_bundle
 
-    require("tensorrt", "tensorrt", "edge-vad build-engine")  # before the bundle: nothing here works without it
     from edge_vad.pretrained import resolve
 
     bundle = resolve(bundle, "bundle")
@@ -312,6 +312,8 @@ def build_engine_cmd(
     typer.echo(f"engine cache: {cache} ({why})")
     if cache_dir and Path(cache_dir) != engine_cache()[0]:
         typer.echo(f"note: 'edge-vad run' looks in {engine_cache()[0]}, not here")
+    # The plan and the cache need no TensorRT (a profile is written on any machine); the engine does.
+    require("tensorrt", "tensorrt", "edge-vad build-engine")
     typer.echo(f"engine: {find_engine(plan, cache, bundle_root=b.root, log=typer.echo, device=target.device)}")
 
 

@@ -20,7 +20,7 @@ OPTIONAL_MODULES = {
     "torch": "train", "safetensors": "train", "onnx": "train", "onnxscript": "train", "onnxslim": "train",
     "sklearn": "train",
     "openvino": "openvino", "nncf": "openvino",
-    "tensorrt": "tensorrt", "pycuda": "tensorrt",
+    "tensorrt": "tensorrt", "cuda": "tensorrt",  # cuda-python installs the module `cuda`
     "picamera2": "picamera",
     "amqtt": "demo", "matplotlib": "demo",
 }
@@ -56,4 +56,4 @@ def install_command(extra: str) -> str:
     reqs = requirements(extra)
     if not reqs:
         return f"pip install '{DIST}[{extra}]'"
-    return "pip install " + " ".join(shlex.quote(r.replace(" ", "")) for r in reqs)
+    return "pip install " + " ".join(shlex.quote(r) for r in reqs)

@@ -170,6 +170,20 @@ def test_devices_publish_only_their_own_topics_and_a_refusal_keeps_the_messages(
         assert "edge-vad/dev-a/cam/state" in watcher.topics()
 
         # dev-b publishing as dev-a (its config's device_id is not its username): every row refused, kept.
+        def send_marker(topic: str) -> None:
+            """Publish as dev-a and wait until the watcher has it: everything published before has arrived."""
+            marker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="marker", protocol=mqtt.MQTTv5)
+            marker.tls_set(ca_certs=str(debian_mosquitto.ca_file), cert_reqs=ssl.CERT_REQUIRED)
+            marker.username_pw_set("dev-a", USERS["dev-a"])
+            marker.connect(debian_mosquitto.host, debian_mosquitto.port)
+            marker.loop_start()
+            marker.publish(topic, b"m", qos=1).wait_for_publish(10)
+            marker.disconnect()
+            marker.loop_stop()
+            assert wait_until(lambda: topic in watcher.topics(), 10)
+
+        # The first run's last messages (its retained 'offline') have reached the watcher before we count.
+        send_marker("edge-vad/dev-a/marker-before")
         caplog.clear()
         before = len(watcher.messages)
         intruder = Daemon(_device_config(tmp_path, debian_mosquitto, anomaly_clip, daemon_bundle, "dev-b", "dev-a",
@@ -183,15 +197,7 @@ def test_devices_publish_only_their_own_topics_and_a_refusal_keeps_the_messages(
         assert any("Not authorized" in r for r in intruder.refused_at_exit)
         # Every refused publish was answered before the run ended; a marker published now arrives after
         # anything of the intruder's that the broker had let through.
-        marker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="marker", protocol=mqtt.MQTTv5)
-        marker.tls_set(ca_certs=str(debian_mosquitto.ca_file), cert_reqs=ssl.CERT_REQUIRED)
-        marker.username_pw_set("dev-a", USERS["dev-a"])
-        marker.connect(debian_mosquitto.host, debian_mosquitto.port)
-        marker.loop_start()
-        marker.publish("edge-vad/dev-a/marker", b"m", qos=1).wait_for_publish(10)
-        marker.disconnect()
-        marker.loop_stop()
-        assert wait_until(lambda: "edge-vad/dev-a/marker" in watcher.topics(), 10)
+        send_marker("edge-vad/dev-a/marker")
         leaked = [t for t, _, _ in watcher.messages[before:] if t != "edge-vad/dev-a/marker"]
         assert leaked == [], leaked
         refusals = [r.getMessage() for r in caplog.records if "refused a publish to edge-vad/dev-a/cam/events" in

@@ -102,7 +102,7 @@ def test_install_command_is_the_extras_own_requirements():
     for extra, reqs in project["optional-dependencies"].items():
         assert shlex.split(install_command(extra)) == ["pip", "install", *reqs], extra
     # Every module the CLI maps to an extra is really in that extra's requirements.
-    names = {"sklearn": "scikit-learn"}
+    names = {"sklearn": "scikit-learn", "cuda": "cuda-python"}
     for module, extra in OPTIONAL_MODULES.items():
         assert any(r.startswith(names.get(module, module)) for r in project["optional-dependencies"][extra]), module
 
@@ -112,6 +112,8 @@ def test_every_command_in_a_runtime_only_install(blocker, tmp_path, mosquitto):
 
     from edge_vad.data.frames import read_frames
     from helpers import write_clip
+
+    from tensorrt_bundle import tensorrt_bundle
 
     bundle = shipped_bundle("stconvlstm")
     # 60 frames of the demo clip, one labelled anomaly (frames 25-48) inside: enough to score, quick to run.
@@ -143,11 +145,11 @@ def test_every_command_in_a_runtime_only_install(blocker, tmp_path, mosquitto):
         "bench": (["bench", bundle, "--calib-data", DEMO_CLIP, "--frames", "3"], None),
         "package": (["package", bundle, "--profile", "rpi5", "--out", tmp_path / "deploy.tar.gz"], None),
         "make-testset": (["make-testset", "--video", DEMO_CLIP, "--out", tmp_path / "set", "--validation",
-                          "--start", "0", "--stop", "100"], None),
+                          "--start", "0", "--stop", "100", "--parts", "moving"], None),
         "train": (["train", "--model", "stconvlstm", "--data", DEMO_CLIP, "--out", tmp_path / "ckpt"], train_line),
         "calibrate": (["calibrate", tmp_path / "ckpt", "--data", DEMO_CLIP], train_line),
         "convert": (["convert", tmp_path / "ckpt", "--target", "cpu", "--out", tmp_path / "b"], train_line),
-        "build-engine": (["build-engine", bundle], ("tensorrt", "tensorrt")),
+        "build-engine": (["build-engine", tensorrt_bundle(tmp_path)[0]], ("tensorrt", "tensorrt")),
         "demo": (["demo", "--out", tmp_path / "demo"], ("demo", "amqtt")),
     }
     assert set(cases) == leaf_commands(), "every command needs a case here"
@@ -191,15 +193,19 @@ def test_every_command_helps_without_extras(blocker):
 @pytest.mark.parametrize("blocked,args,needs", [
     ("openvino", ["convert", "CKPT", "--target", "openvino-cpu", "--out", "B"], ("openvino", "openvino")),
     ("nncf", ["convert", "CKPT", "--target", "openvino-cpu", "--precision", "int8", "--out", "B"], ("openvino", "nncf")),
-    ("tensorrt", ["build-engine", "BUNDLE"], ("tensorrt", "tensorrt")),
+    ("tensorrt", ["build-engine", "TRT_BUNDLE"], ("tensorrt", "tensorrt")),
     ("picamera2", ["run", "--bundle", "BUNDLE", "--source", "picamera2", "--broker", "mqtt://127.0.0.1:9"],
      ("picamera", "picamera2")),
     ("matplotlib", ["eval", "framediff", "--video", "CLIP", "--labels", "LABELS", "--report", "OUT"],
-     ("train", "matplotlib")),
+     ("demo", "matplotlib")),
     ("amqtt", ["demo", "--out", "OUT"], ("demo", "amqtt")),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_each_missing_extra_alone_names_its_install_command(blocker, tmp_path, blocked, args, needs):
     """torch present, one extra absent: the command that needs it says which and how to install it."""
+    from tensorrt_bundle import tensorrt_bundle
+
     names = {"CKPT": tmp_path / "ckpt", "B": tmp_path / "b", "BUNDLE": shipped_bundle("stconvlstm"),
              "CLIP": DEMO_CLIP, "LABELS": DEMO_LABELS, "OUT": tmp_path / "out"}
+    if "TRT_BUNDLE" in args:
+        names["TRT_BUNDLE"] = tensorrt_bundle(tmp_path)[0]
     assert_install_line(edge_vad(blocker, [blocked], *[names.get(a, a) for a in args]), *needs)
