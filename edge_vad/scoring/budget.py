@@ -125,8 +125,9 @@ class BudgetFit:
                 f"{self.minutes:.1f} min of normal footage")
         if self.method == "tail fit":
             lo, hi = self.rate_interval or (float("nan"), float("nan"))
+            rate = lambda v: "<0.01" if v < 0.01 else f"{v:.2g}"  # noqa: E731
             head += (f" ({self.peaks} score peaks above {self.base:.2f}, tail ξ={self.xi:.2f} σ={self.sigma:.2f}; "
-                     f"90 % interval of the rate there: {lo:.2g}–{hi:.2g}/hour)")
+                     f"90 % interval of the rate there: {rate(lo)}–{rate(hi)}/hour)")
         return head + (f"; {self.note}" if self.note else "")
 
 
